@@ -1,0 +1,59 @@
+/* auth_service: login, refresh with rotation and reuse detection, logout, and bearer checks. */
+#ifndef HEX_AUTH_SERVICE_H
+#define HEX_AUTH_SERVICE_H
+
+#include "core/ports/rate_limiter.h"
+#include "core/ports/refresh_repo.h"
+#include "core/ports/token_signer.h"
+#include "core/user_service.h"
+
+struct auth_policy {
+	int access_ttl_s;  /* default 900 */
+	int refresh_ttl_s; /* default 7 days */
+	int login_limit_per_email; /* attempts per window, 0 = off */
+	int login_limit_per_addr;
+	int login_window_s;
+};
+
+struct auth_service {
+	struct user_service *users;
+	struct refresh_repo refresh;
+	struct token_signer signer;
+	struct rate_limiter limiter;
+	struct auth_policy policy;
+};
+
+struct auth_tokens {
+	struct user user;
+	char access_token[HEX_TOKEN_MAX];
+	char refresh_token[HEX_TOKEN_MAX];
+	int expires_in; /* seconds the access token lives */
+};
+
+/* The authenticated caller of a request. */
+struct principal {
+	struct user user; /* current state of the caller, read through the cache */
+	struct token_claims claims;
+};
+
+void auth_policy_defaults(struct auth_policy *p);
+
+/*
+ * Same answer (HEX_UNAUTHENTICATED) and same work for an unknown email and a wrong
+ * password. client_addr keys the per-address limit (may be NULL).
+ */
+enum hex_status auth_service_login(struct auth_service *s, const char *email,
+				   const char *password, const char *client_addr,
+				   struct auth_tokens *out, struct hex_err *err) HEX_MUST_CHECK;
+/* Rotates: the presented token dies; reuse of a dead token revokes its whole family. */
+enum hex_status auth_service_refresh(struct auth_service *s, const char *refresh_token,
+				     struct auth_tokens *out, struct hex_err *err) HEX_MUST_CHECK;
+/* Revokes every refresh token and access token of the user. */
+enum hex_status auth_service_logout(struct auth_service *s, const char *user_id,
+				    struct hex_err *err) HEX_MUST_CHECK;
+/* Verifies an access token and loads the caller; a revoked or deleted user is refused. */
+enum hex_status auth_service_authenticate(struct auth_service *s, const char *access_token,
+					  struct principal *out,
+					  struct hex_err *err) HEX_MUST_CHECK;
+
+#endif

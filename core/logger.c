@@ -1,0 +1,115 @@
+/* logger.c: leveled one-line logs, JSON or text, with the thread's request context. */
+#include "core/logger.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+static enum logger_format log_format = LOGGER_JSON;
+static enum logger_level log_min = LOGGER_INFO;
+static _Thread_local const char *ctx_request_id;
+static _Thread_local const char *ctx_trace_id;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+void logger_setup(enum logger_format fmt, enum logger_level min_level)
+{
+	log_format = fmt;
+	log_min = min_level;
+}
+
+int logger_parse_level(const char *s)
+{
+	for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++)
+		if (strcasecmp(s, level_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+void logger_set_context(const char *request_id, const char *trace_id)
+{
+	ctx_request_id = request_id;
+	ctx_trace_id = trace_id;
+}
+
+void logger_json_escape(char *buf, size_t n, const char *s)
+{
+	size_t o = strlen(buf);
+	for (; *s != '\0' && o + 7 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\') {
+			buf[o++] = '\\';
+			buf[o++] = (char)c;
+		} else if (c < 0x20) {
+			o += (size_t)snprintf(buf + o, n - o, "\\u%04x", c);
+		} else {
+			buf[o++] = (char)c;
+		}
+	}
+	buf[o] = '\0';
+}
+
+static void emit(enum logger_level lvl, const char *event, const char *fields, const char *msg)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[40];
+	size_t w = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + w, sizeof when - w, ".%06ldZ", ts.tv_nsec / 1000);
+
+	char line[4096];
+	if (log_format == LOGGER_TEXT) {
+		snprintf(line, sizeof line, "%s %-5s %s%s%s%s%s%s%s\n", when, level_names[lvl],
+			 event, ctx_request_id ? " request_id=" : "",
+			 ctx_request_id ? ctx_request_id : "", fields ? " " : "",
+			 fields ? fields : "", msg ? " " : "", msg ? msg : "");
+	} else {
+		line[0] = '\0';
+		char esc[2048] = "";
+		if (msg != NULL)
+			logger_json_escape(esc, sizeof esc, msg);
+		snprintf(line, sizeof line,
+			 "{\"time\":\"%s\",\"level\":\"%s\",\"event\":\"%s\"%s%s%s%s%s%s%s%s%s%s%s}\n",
+			 when, level_names[lvl], event,
+			 ctx_request_id ? ",\"request_id\":\"" : "",
+			 ctx_request_id ? ctx_request_id : "", ctx_request_id ? "\"" : "",
+			 ctx_trace_id ? ",\"trace_id\":\"" : "", ctx_trace_id ? ctx_trace_id : "",
+			 ctx_trace_id ? "\"" : "", fields ? "," : "", fields ? fields : "",
+			 msg ? ",\"msg\":\"" : "", msg ? esc : "", msg ? "\"" : "");
+	}
+	fputs(line, stderr);
+}
+
+void logger_write(enum logger_level lvl, const char *event, const char *fmt, ...)
+{
+	if (lvl < log_min)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	emit(lvl, event, NULL, msg);
+}
+
+void logger_write_fields(enum logger_level lvl, const char *event, const char *fields)
+{
+	if (lvl < log_min)
+		return;
+	emit(lvl, event, fields, NULL);
+}
+
+int logger_every(int64_t *last_s, int interval_s)
+{
+	int64_t now = (int64_t)time(NULL);
+	_Atomic int64_t *slot = (_Atomic int64_t *)last_s;
+	int64_t prev = atomic_load(slot);
+	if (now - prev < interval_s)
+		return 0;
+	return atomic_compare_exchange_strong(slot, &prev, now);
+}
