@@ -6,6 +6,7 @@
 #ifndef HEX_LOGGER_H
 #define HEX_LOGGER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 enum logger_level { LOGGER_DEBUG = 0, LOGGER_INFO, LOGGER_WARN, LOGGER_ERROR };
