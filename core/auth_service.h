@@ -21,6 +21,8 @@ struct auth_service {
 	struct token_signer signer;
 	struct rate_limiter limiter;
 	struct auth_policy policy;
+	/* A hash of no one's password: unknown emails cost the same work as known ones. */
+	char dummy_hash[HEX_HASH_MAX];
 };
 
 struct auth_tokens {
@@ -37,6 +39,8 @@ struct principal {
 };
 
 void auth_policy_defaults(struct auth_policy *p);
+/* Fills dummy_hash through the hasher; once, before the first login. */
+enum hex_status auth_service_prepare(struct auth_service *s) HEX_MUST_CHECK;
 
 /*
  * Same answer (HEX_UNAUTHENTICATED) and same work for an unknown email and a wrong

@@ -6,15 +6,15 @@
 #include <string.h>
 
 static const char *const status_names[HEX_STATUS_COUNT] = {
-	[HEX_OK] = "ok",
-	[HEX_INVALID] = "invalid_request",
-	[HEX_UNAUTHENTICATED] = "unauthenticated",
-	[HEX_FORBIDDEN] = "forbidden",
-	[HEX_NOT_FOUND] = "not_found",
-	[HEX_CONFLICT] = "conflict",
-	[HEX_RATE_LIMITED] = "rate_limited",
-	[HEX_UNAVAILABLE] = "unavailable",
-	[HEX_INTERNAL] = "internal",
+    [HEX_OK] = "ok",
+    [HEX_INVALID] = "invalid_request",
+    [HEX_UNAUTHENTICATED] = "unauthenticated",
+    [HEX_FORBIDDEN] = "forbidden",
+    [HEX_NOT_FOUND] = "not_found",
+    [HEX_CONFLICT] = "conflict",
+    [HEX_RATE_LIMITED] = "rate_limited",
+    [HEX_UNAVAILABLE] = "unavailable",
+    [HEX_INTERNAL] = "internal",
 };
 
 const char *hex_status_name(enum hex_status st)
@@ -25,7 +25,7 @@ const char *hex_status_name(enum hex_status st)
 }
 
 enum hex_status hex_fail(struct hex_err *err, enum hex_status st, const char *field,
-			 const char *fmt, ...)
+                         const char *fmt, ...)
 {
 	if (err == NULL)
 		return st;

@@ -65,22 +65,22 @@ static void emit(enum logger_level lvl, const char *event, const char *fields, c
 	char line[4096];
 	if (log_format == LOGGER_TEXT) {
 		snprintf(line, sizeof line, "%s %-5s %s%s%s%s%s%s%s\n", when, level_names[lvl],
-			 event, ctx_request_id ? " request_id=" : "",
-			 ctx_request_id ? ctx_request_id : "", fields ? " " : "",
-			 fields ? fields : "", msg ? " " : "", msg ? msg : "");
+		         event, ctx_request_id ? " request_id=" : "",
+		         ctx_request_id ? ctx_request_id : "", fields ? " " : "",
+		         fields ? fields : "", msg ? " " : "", msg ? msg : "");
 	} else {
 		line[0] = '\0';
 		char esc[2048] = "";
 		if (msg != NULL)
 			logger_json_escape(esc, sizeof esc, msg);
-		snprintf(line, sizeof line,
-			 "{\"time\":\"%s\",\"level\":\"%s\",\"event\":\"%s\"%s%s%s%s%s%s%s%s%s%s%s}\n",
-			 when, level_names[lvl], event,
-			 ctx_request_id ? ",\"request_id\":\"" : "",
-			 ctx_request_id ? ctx_request_id : "", ctx_request_id ? "\"" : "",
-			 ctx_trace_id ? ",\"trace_id\":\"" : "", ctx_trace_id ? ctx_trace_id : "",
-			 ctx_trace_id ? "\"" : "", fields ? "," : "", fields ? fields : "",
-			 msg ? ",\"msg\":\"" : "", msg ? esc : "", msg ? "\"" : "");
+		snprintf(
+		    line, sizeof line,
+		    "{\"time\":\"%s\",\"level\":\"%s\",\"event\":\"%s\"%s%s%s%s%s%s%s%s%s%s%s}\n",
+		    when, level_names[lvl], event, ctx_request_id ? ",\"request_id\":\"" : "",
+		    ctx_request_id ? ctx_request_id : "", ctx_request_id ? "\"" : "",
+		    ctx_trace_id ? ",\"trace_id\":\"" : "", ctx_trace_id ? ctx_trace_id : "",
+		    ctx_trace_id ? "\"" : "", fields ? "," : "", fields ? fields : "",
+		    msg ? ",\"msg\":\"" : "", msg ? esc : "", msg ? "\"" : "");
 	}
 	fputs(line, stderr);
 }

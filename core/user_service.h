@@ -42,6 +42,9 @@ enum hex_status user_service_list(struct user_service *s, const struct user_filt
 enum hex_status user_service_set_membership(struct user_service *s, const char *id,
 					    enum membership m, struct user *out,
 					    struct hex_err *err) HEX_MUST_CHECK;
+/* Ends every session of the user: access tokens (token_version) and refresh tokens. */
+enum hex_status user_service_revoke_sessions(struct user_service *s, const char *id,
+					     struct hex_err *err) HEX_MUST_CHECK;
 enum hex_status user_service_set_role(struct user_service *s, const char *id,
 				      enum user_role r, struct user *out,
 				      struct hex_err *err) HEX_MUST_CHECK;

@@ -15,11 +15,14 @@ struct user_repo_ops {
 	/* Password hash of user id. */
 	enum hex_status (*get_hash)(void *self, const char *id, char *hash, size_t hash_len);
 	/*
-	 * Writes email, membership, role, token_version and updated_at of u; when
-	 * password_hash is not NULL it replaces the hash. HEX_CONFLICT on a taken email,
-	 * HEX_NOT_FOUND if the user is gone.
+	 * In one transaction: writes email, membership, role and updated_at of u; when
+	 * password_hash is not NULL replaces the hash; when end_sessions is true also does
+	 * what revoke_sessions does. token_version is never written from u (it only grows,
+	 * atomically). out gets the user as stored. HEX_CONFLICT on a taken email,
+	 * HEX_NOT_FOUND if gone; on failure nothing changed.
 	 */
-	enum hex_status (*update)(void *self, const struct user *u, const char *password_hash);
+	enum hex_status (*update)(void *self, const struct user *u, const char *password_hash,
+				  bool end_sessions, struct user *out);
 	/* Deletes the user and everything it owns (refresh tokens, ...) in one transaction. */
 	enum hex_status (*remove)(void *self, const char *id);
 	enum hex_status (*list)(void *self, const struct user_filter *f, struct user_page *out);

@@ -1,0 +1,81 @@
+/* http_routes.c: the v1 route table, declared once, and the matcher. */
+#include "adapters/http/http_routes.h"
+
+#include "adapters/http/http_handlers.h"
+#include "core/xmalloc.h"
+
+#include <string.h>
+
+static const struct http_route routes[] = {
+	{HTTP_GET, "/healthz", AUTH_NONE, BODY_NONE, POOL_INLINE, http_health_live},
+	{HTTP_GET, "/readyz", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_health_ready},
+	{HTTP_POST, "/v1/users", AUTH_NONE, BODY_JSON, POOL_KDF, http_users_create},
+	{HTTP_GET, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_list},
+	{HTTP_PUT, "/v1/users", AUTH_BEARER, BODY_JSON, POOL_KDF, http_users_update},
+	{HTTP_DELETE, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_delete},
+	{HTTP_GET, "/v1/users/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_show},
+	{HTTP_POST, "/v1/login", AUTH_NONE, BODY_JSON, POOL_KDF, http_auth_login},
+	{HTTP_POST, "/v1/token/refresh", AUTH_NONE, BODY_JSON, POOL_DEFAULT, http_auth_refresh},
+	{HTTP_POST, "/v1/logout", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_auth_logout},
+};
+
+static const char *const method_names[] = {
+	[HTTP_GET] = "GET",	  [HTTP_POST] = "POST",	  [HTTP_PUT] = "PUT",
+	[HTTP_DELETE] = "DELETE", [HTTP_PATCH] = "PATCH", [HTTP_OTHER] = "OTHER",
+};
+
+const char *http_method_name(enum http_method m)
+{
+	return method_names[m];
+}
+
+/* Matches path against pattern; on success stores up to HTTP_MAX_PARAMS captures. */
+static bool pattern_match(const char *pattern, const char *path,
+			  const char *caps[HTTP_MAX_PARAMS], size_t caplen[HTTP_MAX_PARAMS])
+{
+	int ncap = 0;
+	while (*pattern != '\0' && *path != '\0') {
+		if (*pattern != '/' || *path != '/')
+			return false;
+		pattern++, path++;
+		size_t plen = strcspn(pattern, "/"), slen = strcspn(path, "/");
+		if (*pattern == ':') {
+			if (slen == 0 || ncap == HTTP_MAX_PARAMS)
+				return false;
+			caps[ncap] = path;
+			caplen[ncap++] = slen;
+		} else if (plen != slen || strncmp(pattern, path, plen) != 0) {
+			return false;
+		}
+		pattern += plen, path += slen;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+enum http_match http_routes_match(enum http_method method, const char *path,
+				  const struct http_route **route, char *params[HTTP_MAX_PARAMS],
+				  char *allow, size_t allow_len)
+{
+	bool path_known = false;
+	allow[0] = '\0';
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const char *caps[HTTP_MAX_PARAMS];
+		size_t caplen[HTTP_MAX_PARAMS];
+		if (!pattern_match(routes[i].pattern, path, caps, caplen))
+			continue;
+		if (routes[i].method == method) {
+			*route = &routes[i];
+			int n = 0;
+			for (const char *p = routes[i].pattern; (p = strchr(p, ':')) != NULL; p++)
+				n++;
+			for (int k = 0; k < n; k++)
+				params[k] = xstrndup(caps[k], caplen[k]);
+			return MATCH_OK;
+		}
+		path_known = true;
+		if (allow[0] != '\0')
+			strncat(allow, ", ", allow_len - strlen(allow) - 1);
+		strncat(allow, method_names[routes[i].method], allow_len - strlen(allow) - 1);
+	}
+	return path_known ? MATCH_NO_METHOD : MATCH_NO_PATH;
+}

@@ -1,0 +1,33 @@
+/* http_routes: the route table of the v1 listener, and matching a request against it. */
+#ifndef HEX_HTTP_ROUTES_H
+#define HEX_HTTP_ROUTES_H
+
+#include "adapters/http/http_exchange.h"
+
+enum http_auth { AUTH_NONE = 0, AUTH_BEARER };
+enum http_body { BODY_NONE = 0, BODY_JSON };
+/* Where a route runs: on the loop thread (trivial, no I/O), the worker pool, or the
+ * small pool for routes that hash passwords, so that slow hashes never starve reads. */
+enum http_pool { POOL_INLINE = 0, POOL_DEFAULT, POOL_KDF, POOL_COUNT };
+
+struct http_route {
+	enum http_method method;
+	const char *pattern; /* segments; ":name" matches one segment */
+	enum http_auth auth;
+	enum http_body body;
+	enum http_pool pool;
+	http_handler_fn handler;
+};
+
+enum http_match { MATCH_OK, MATCH_NO_PATH, MATCH_NO_METHOD };
+
+/*
+ * Finds the route for method and path. MATCH_OK: *route and params (owned copies) are
+ * set. MATCH_NO_METHOD: allow gets the comma-separated methods the path supports.
+ */
+enum http_match http_routes_match(enum http_method method, const char *path,
+				  const struct http_route **route, char *params[HTTP_MAX_PARAMS],
+				  char *allow, size_t allow_len);
+const char *http_method_name(enum http_method m);
+
+#endif

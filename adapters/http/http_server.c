@@ -1,0 +1,371 @@
+/* http_server.c: request intake on the loop thread, dispatch on workers, replies. */
+#include "adapters/http/http_server.h"
+
+#include "adapters/json/json_body.h"
+#include "core/logger.h"
+#include "core/xmalloc.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+struct http_server {
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct http_executor exec;
+	struct event *done_ev;
+	pthread_mutex_t done_mu;
+	struct http_exchange *done_head, *done_tail;
+	int in_flight; /* loop thread only */
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Request ids need to be unique, not secret: a per-thread xorshift seeded once. */
+static void new_request_id(char out[HTTP_REQUEST_ID_MAX + 1])
+{
+	static _Thread_local uint64_t state;
+	if (state == 0 && getrandom(&state, sizeof state, 0) != sizeof state)
+		state = (uint64_t)now_us() | 1;
+	uint64_t a = state, parts[2];
+	for (int i = 0; i < 2; i++) {
+		a ^= a << 13, a ^= a >> 7, a ^= a << 17;
+		parts[i] = a;
+	}
+	state = a;
+	snprintf(out, HTTP_REQUEST_ID_MAX + 1, "%016llx%016llx", (unsigned long long)parts[0],
+		 (unsigned long long)parts[1]);
+}
+
+static bool request_id_ok(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n > HTTP_REQUEST_ID_MAX)
+		return false;
+	return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") ==
+	       n;
+}
+
+static const struct {
+	int status;
+	const char *reason;
+} reasons[] = {
+	{200, "OK"},		     {201, "Created"},		    {204, "No Content"},
+	{400, "Bad Request"},	     {401, "Unauthorized"},	    {403, "Forbidden"},
+	{404, "Not Found"},	     {405, "Method Not Allowed"},   {409, "Conflict"},
+	{413, "Payload Too Large"},  {415, "Unsupported Media Type"}, {429, "Too Many Requests"},
+	{500, "Internal Server Error"}, {503, "Service Unavailable"},
+};
+
+static const char *reason_phrase(int status)
+{
+	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	return "Unknown";
+}
+
+static void log_access(const struct http_exchange *x)
+{
+	char fields[512];
+	snprintf(fields, sizeof fields,
+		 "\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,\"duration_us\":%lld%s%s%s",
+		 http_method_name(x->method), x->route != NULL ? x->route->pattern : "unmatched",
+		 x->status, (long long)(now_us() - x->start_us),
+		 x->caller.user.id[0] != '\0' ? ",\"user_id\":\"" : "", x->caller.user.id,
+		 x->caller.user.id[0] != '\0' ? "\"" : "");
+	logger_set_context(x->request_id, NULL);
+	logger_write_fields(LOGGER_INFO, "http_request", fields);
+	logger_set_context(NULL, NULL);
+}
+
+/* Loop thread: the one place where a reply leaves. */
+static void send_reply(struct http_exchange *x)
+{
+	struct evhttp_request *req = x->req;
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "X-Request-Id", x->request_id);
+	if (x->reply_body != NULL) {
+		evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
+		evbuffer_add(evhttp_request_get_output_buffer(req), x->reply_body, x->reply_len);
+	}
+	for (int i = 0; i < x->nheaders; i++)
+		evhttp_add_header(out, x->headers[i].name, x->headers[i].value);
+	evhttp_send_reply(req, x->status, reason_phrase(x->status), NULL);
+	x->server->in_flight--;
+	log_access(x);
+	http_exchange_free(x);
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *s = arg;
+	pthread_mutex_lock(&s->done_mu);
+	struct http_exchange *x = s->done_head;
+	s->done_head = s->done_tail = NULL;
+	pthread_mutex_unlock(&s->done_mu);
+	while (x != NULL) {
+		struct http_exchange *next = x->next;
+		send_reply(x);
+		x = next;
+	}
+}
+
+/* Worker thread: hands a finished exchange back to the loop. */
+static void post_done(struct http_exchange *x)
+{
+	struct http_server *s = x->server;
+	x->next = NULL;
+	pthread_mutex_lock(&s->done_mu);
+	if (s->done_tail != NULL)
+		s->done_tail->next = x;
+	else
+		s->done_head = x;
+	s->done_tail = x;
+	pthread_mutex_unlock(&s->done_mu);
+	event_active(s->done_ev, 0, 0);
+}
+
+static bool bearer_token(const char *h, const char **token)
+{
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return false;
+	*token = h + 7;
+	while (**token == ' ')
+		(*token)++;
+	return **token != '\0';
+}
+
+/* Worker thread: body, caller, handler. */
+static void run_exchange(void *job, void *ctx)
+{
+	struct http_exchange *x = job;
+	struct hex_services *svc = ctx;
+	struct hex_err err = {0};
+	const struct http_route *r = x->route;
+	const char *token;
+	logger_set_context(x->request_id, NULL);
+	if (r->body == BODY_JSON && json_body_parse(x->body, x->body_len, &x->json, &err) != HEX_OK) {
+		http_reply_error(x, HEX_INVALID, &err);
+	} else if (r->auth == AUTH_BEARER && !bearer_token(x->authorization, &token)) {
+		http_reply_error(x, hex_fail(&err, HEX_UNAUTHENTICATED, NULL,
+					     "a Bearer access token is required"),
+				 &err);
+	} else if (r->auth == AUTH_BEARER) {
+		enum hex_status st = auth_service_authenticate(&svc->auth, token, &x->caller, &err);
+		if (st == HEX_OK)
+			r->handler(x, svc);
+		else
+			http_reply_error(x, st, &err);
+	} else {
+		r->handler(x, svc);
+	}
+	if (x->status == 0) /* a handler path without a reply is a bug: fail loudly */
+		abort();
+	logger_set_context(NULL, NULL);
+	if (svc != NULL)
+		post_done(x);
+}
+
+static const struct {
+	enum evhttp_cmd_type cmd;
+	enum http_method method;
+} methods[] = {
+	{EVHTTP_REQ_GET, HTTP_GET},	  {EVHTTP_REQ_POST, HTTP_POST},
+	{EVHTTP_REQ_PUT, HTTP_PUT},	  {EVHTTP_REQ_DELETE, HTTP_DELETE},
+	{EVHTTP_REQ_PATCH, HTTP_PATCH},
+};
+
+static enum http_method method_of(struct evhttp_request *req)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (methods[i].cmd == cmd)
+			return methods[i].method;
+	return HTTP_OTHER;
+}
+
+/* application/json, with or without parameters such as charset. */
+static bool is_json_type(const char *ct)
+{
+	static const char json[] = "application/json";
+	if (ct == NULL || strncasecmp(ct, json, sizeof json - 1) != 0)
+		return false;
+	char next = ct[sizeof json - 1];
+	return next == '\0' || next == ';' || next == ' ';
+}
+
+static char *header_copy(struct evkeyvalq *h, const char *name)
+{
+	const char *v = evhttp_find_header(h, name);
+	return v != NULL ? xstrdup(v) : NULL;
+}
+
+/* Copies what the worker needs out of the libevent request. */
+static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_request *req)
+{
+	struct http_exchange *x = xcalloc(1, sizeof *x);
+	x->req = req;
+	x->server = s;
+	x->start_us = now_us();
+	x->method = method_of(req);
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *rid = evhttp_find_header(in, "X-Request-Id");
+	if (rid != NULL && request_id_ok(rid))
+		hex_strlcpy(x->request_id, rid, sizeof x->request_id);
+	else
+		new_request_id(x->request_id);
+	x->authorization = header_copy(in, "Authorization");
+
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	size_t plen = 0;
+	char *decoded = path != NULL ? evhttp_uridecode(path, 0, &plen) : NULL;
+	/* A decoded NUL would let two different paths look the same. */
+	x->path = xstrdup(decoded != NULL && strlen(decoded) == plen ? decoded : "");
+	free(decoded);
+	x->query = query != NULL ? xstrdup(query) : NULL;
+
+	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	x->body_len = evbuffer_get_length(body);
+	x->body = xmalloc(x->body_len + 1);
+	evbuffer_remove(body, x->body, x->body_len);
+	x->body[x->body_len] = '\0';
+
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	char *host = NULL;
+	ev_uint16_t port = 0;
+	if (conn != NULL)
+		evhttp_connection_get_peer(conn, &host, &port);
+	hex_strlcpy(x->client_addr, host != NULL ? host : "", sizeof x->client_addr);
+	return x;
+}
+
+/* Loop thread: every request starts here. */
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct http_server *s = arg;
+	struct http_exchange *x = exchange_new(s, req);
+	s->in_flight++;
+	char allow[64];
+	switch (http_routes_match(x->method, x->path, &x->route, x->params, allow, sizeof allow)) {
+	case MATCH_NO_PATH:
+		http_reply_error_code(x, 404, "not_found", "no such route");
+		send_reply(x);
+		return;
+	case MATCH_NO_METHOD:
+		http_reply_header(x, "Allow", allow);
+		http_reply_error_code(x, 405, "method_not_allowed",
+				      "method not allowed on this route");
+		send_reply(x);
+		return;
+	case MATCH_OK:
+		break;
+	}
+	if (x->route->body == BODY_JSON &&
+	    !is_json_type(evhttp_find_header(evhttp_request_get_input_headers(req),
+					     "Content-Type"))) {
+		http_reply_error_code(x, 415, "unsupported_media_type",
+				      "request body must be application/json");
+		send_reply(x);
+		return;
+	}
+	if (x->route->pool == POOL_INLINE) {
+		run_exchange(x, NULL);
+		send_reply(x);
+		return;
+	}
+	if (!s->exec.ops->submit(s->exec.self, x->route->pool, run_exchange, x)) {
+		http_reply_error_code(x, 503, "unavailable", "server is busy; retry shortly");
+		http_reply_header(x, "Retry-After", "1");
+		send_reply(x);
+	}
+}
+
+struct http_server *http_server_new(struct event_base *base,
+				    const struct http_server_config *cfg,
+				    struct http_executor exec, struct hex_err *err)
+{
+	struct http_server *s = xcalloc(1, sizeof *s);
+	s->base = base;
+	s->exec = exec;
+	pthread_mutex_init(&s->done_mu, NULL);
+	s->done_ev = event_new(base, -1, 0, on_done, s);
+	s->http = evhttp_new(base);
+	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->body_limit);
+	evhttp_set_max_headers_size(s->http, 16 * 1024);
+	evhttp_set_timeout(s->http, 30);
+	evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
+	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+						    EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+						    EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	evhttp_set_gencb(s->http, on_request, s);
+
+	char host[256];
+	const char *colon = strrchr(cfg->listen, ':');
+	size_t hlen = colon != NULL ? (size_t)(colon - cfg->listen) : 0;
+	if (colon == NULL || hlen == 0 || hlen >= sizeof host) {
+		hex_fail(err, HEX_INVALID, "http_listen", "bad listen address %s", cfg->listen);
+		goto fail;
+	}
+	memcpy(host, cfg->listen, hlen);
+	host[hlen] = '\0';
+	/* [::1]:5000 */
+	char *h = host;
+	if (h[0] == '[' && hlen > 2 && h[hlen - 1] == ']') {
+		h[hlen - 1] = '\0';
+		h++;
+	}
+	s->bound = evhttp_bind_socket_with_handle(s->http, h, (ev_uint16_t)atoi(colon + 1));
+	if (s->bound == NULL) {
+		hex_fail(err, HEX_UNAVAILABLE, "http_listen", "cannot listen on %s (in use?)",
+			 cfg->listen);
+		goto fail;
+	}
+	return s;
+fail:
+	http_server_free(s);
+	return NULL;
+}
+
+void http_server_stop_accepting(struct http_server *s)
+{
+	if (s->bound != NULL) {
+		evhttp_del_accept_socket(s->http, s->bound);
+		s->bound = NULL;
+	}
+}
+
+int http_server_in_flight(struct http_server *s)
+{
+	return s->in_flight;
+}
+
+void http_server_free(struct http_server *s)
+{
+	if (s == NULL)
+		return;
+	if (s->http != NULL)
+		evhttp_free(s->http);
+	if (s->done_ev != NULL)
+		event_free(s->done_ev);
+	pthread_mutex_destroy(&s->done_mu);
+	free(s);
+}

@@ -1,0 +1,42 @@
+/*
+ * http_server: the evhttp primary adapter. The loop thread accepts, reads and routes
+ * requests, and sends replies; use cases run on worker threads through an executor,
+ * and finished exchanges come back to the loop through a locked queue and one event.
+ */
+#ifndef HEX_HTTP_SERVER_H
+#define HEX_HTTP_SERVER_H
+
+#include "adapters/http/http_routes.h"
+
+struct event_base;
+
+typedef void (*http_job_fn)(void *job, void *ctx);
+
+/* Runs jobs on worker threads; ctx handed to the job is that worker's hex_services. */
+struct http_executor_ops {
+	/* False when the pool's queue is full: the request gets a fast 503. */
+	bool (*submit)(void *self, enum http_pool pool, http_job_fn fn, void *job);
+};
+
+struct http_executor {
+	const struct http_executor_ops *ops;
+	void *self;
+};
+
+struct http_server_config {
+	const char *listen; /* "host:port" */
+	size_t body_limit;
+};
+
+/* NULL + err when the address cannot be bound. The base must have pthreads enabled. */
+struct http_server *http_server_new(struct event_base *base,
+				    const struct http_server_config *cfg,
+				    struct http_executor exec, struct hex_err *err);
+/* Closes the listening socket; connections already open are still served. */
+void http_server_stop_accepting(struct http_server *s);
+/* Requests received and not yet answered. */
+int http_server_in_flight(struct http_server *s);
+/* Closes every connection; call once in_flight is 0 (or the drain timed out). */
+void http_server_free(struct http_server *s);
+
+#endif

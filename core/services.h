@@ -1,0 +1,19 @@
+/*
+ * services: every use-case service of one worker, wired to that worker's own adapter
+ * instances (its own database and Redis connections). Primary adapters (HTTP, admin)
+ * run use cases through this bundle.
+ */
+#ifndef HEX_SERVICES_H
+#define HEX_SERVICES_H
+
+#include "core/auth_service.h"
+#include "core/ports/readiness.h"
+#include "core/user_service.h"
+
+struct hex_services {
+	struct user_service users;
+	struct auth_service auth;
+	struct readiness ready;
+};
+
+#endif

@@ -1,0 +1,154 @@
+/* app.c: configuration, shared adapters, and the wiring of one worker. */
+#include "daemon/app.h"
+
+#include "adapters/crypto/random_ids.h"
+#include "adapters/crypto/system_clock.h"
+#include "adapters/postgres/pg_conn.h"
+#include "adapters/postgres/pg_refresh_repo.h"
+#include "adapters/postgres/pg_user_repo.h"
+#include "adapters/redis/redis_rate_limiter.h"
+#include "adapters/redis/redis_user_cache.h"
+#include "core/logger.h"
+#include "core/xmalloc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+struct worker_ctx {
+	struct hex_services svc; /* first: the pool hands &ctx to jobs as hex_services */
+	struct pg_conn *pg;
+	struct redis_conn *redis;
+	struct redis_user_cache cache;
+};
+
+bool app_init(struct app *app, const char *config_path, bool need_jwt)
+{
+	char msg[512];
+	memset(app, 0, sizeof *app);
+	if (!config_load(&app->cfg, config_path, msg, sizeof msg) ||
+	    (need_jwt && !config_require(&app->cfg, CFG_JWT_SECRET, msg, sizeof msg))) {
+		fprintf(stderr, "hexd: %s\n", msg);
+		return false;
+	}
+	logger_setup(strcmp(config_str(&app->cfg, CFG_LOG_FORMAT), "text") == 0 ? LOGGER_TEXT
+										: LOGGER_JSON,
+		     (enum logger_level)logger_parse_level(config_str(&app->cfg, CFG_LOG_LEVEL)));
+	if (need_jwt && jwt_signer_init(&app->signer, config_str(&app->cfg, CFG_JWT_SECRET),
+					config_str(&app->cfg, CFG_JWT_ISSUER)) != 0) {
+		fprintf(stderr, "hexd: HEX_JWT_SECRET: must be at least 32 bytes long\n");
+		return false;
+	}
+	crypt_hasher_init(&app->hasher, (unsigned long)config_int(&app->cfg, CFG_PASSWORD_COST));
+	auth_policy_defaults(&app->policy);
+	app->policy.access_ttl_s = (int)config_int(&app->cfg, CFG_ACCESS_TTL);
+	app->policy.refresh_ttl_s = (int)config_int(&app->cfg, CFG_REFRESH_TTL);
+	app->policy.login_limit_per_email = (int)config_int(&app->cfg, CFG_LOGIN_LIMIT_EMAIL);
+	app->policy.login_limit_per_addr = (int)config_int(&app->cfg, CFG_LOGIN_LIMIT_ADDR);
+	app->policy.login_window_s = (int)config_int(&app->cfg, CFG_LOGIN_WINDOW);
+	return true;
+}
+
+void app_free(struct app *app)
+{
+	config_free(&app->cfg);
+}
+
+static struct pg_conn *db_open(struct app *app, struct hex_err *err)
+{
+	struct pg_conn_options o;
+	pg_conn_options_defaults(&o);
+	o.statement_timeout_ms = (int)config_int(&app->cfg, CFG_DB_STATEMENT_TIMEOUT_MS);
+	return pg_conn_open_with(config_str(&app->cfg, CFG_DATABASE_URL), &o, err);
+}
+
+struct pg_conn *app_db_open(struct app *app)
+{
+	char msg[512];
+	if (!config_require(&app->cfg, CFG_DATABASE_URL, msg, sizeof msg)) {
+		fprintf(stderr, "hexd: %s\n", msg);
+		return NULL;
+	}
+	struct hex_err err = {0};
+	struct pg_conn *c = db_open(app, &err);
+	if (c == NULL)
+		fprintf(stderr, "hexd: HEX_DATABASE_URL: cannot connect: %s\n", err.message);
+	return c;
+}
+
+static enum hex_status pg_ready_check(void *self, struct hex_err *err)
+{
+	if (pg_conn_ping(self) != HEX_OK)
+		return hex_fail(err, HEX_UNAVAILABLE, NULL, "the database is unreachable");
+	return HEX_OK;
+}
+
+static const struct readiness_ops pg_readiness_ops = {.check = pg_ready_check};
+
+void *app_worker_new(void *arg, int index)
+{
+	struct app *app = arg;
+	struct hex_err err = {0};
+	struct worker_ctx *w = xcalloc(1, sizeof *w);
+	w->pg = db_open(app, &err);
+	if (w->pg == NULL) {
+		log_error("worker_db_failed", "worker %d cannot reach the database: %s", index,
+			  err.message);
+		free(w);
+		return NULL;
+	}
+	const char *redis_url = config_str(&app->cfg, CFG_REDIS_URL);
+	if (redis_url[0] != '\0') {
+		w->redis = redis_conn_new(redis_url,
+					  (int)config_int(&app->cfg, CFG_REDIS_TIMEOUT_MS), &err);
+		if (w->redis == NULL) {
+			log_error("worker_redis_failed", "HEX_REDIS_URL: %s", err.message);
+			pg_conn_free(w->pg);
+			free(w);
+			return NULL;
+		}
+		w->cache = (struct redis_user_cache){w->redis,
+						     (int)config_int(&app->cfg, CFG_CACHE_TTL)};
+	}
+	struct hex_services *s = &w->svc;
+	s->users = (struct user_service){
+		.repo = pg_user_repo_port(w->pg),
+		.hasher = crypt_hasher_port(&app->hasher),
+		.clock = system_clock_port(),
+		.ids = random_ids_port(),
+	};
+	if (w->redis != NULL)
+		s->users.cache = redis_user_cache_port(&w->cache);
+	s->auth = (struct auth_service){
+		.users = &s->users,
+		.refresh = pg_refresh_repo_port(w->pg),
+		.signer = jwt_signer_port(&app->signer),
+		.policy = app->policy,
+	};
+	if (w->redis != NULL)
+		s->auth.limiter = redis_rate_limiter_port(w->redis);
+	memcpy(s->auth.dummy_hash, app->dummy_hash, sizeof s->auth.dummy_hash);
+	s->ready = (struct readiness){&pg_readiness_ops, w->pg};
+	return w;
+}
+
+/* Password hashing threads yield the CPU to request threads: a burst of logins must
+ * not starve cheap reads on a small machine. */
+void *app_kdf_worker_new(void *arg, int index)
+{
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 10) != 0)
+		log_warn("kdf_nice_failed", "could not lower the priority of hashing threads");
+	return app_worker_new(arg, index);
+}
+
+void app_worker_free(void *ctx)
+{
+	struct worker_ctx *w = ctx;
+	if (w == NULL)
+		return;
+	pg_conn_free(w->pg);
+	redis_conn_free(w->redis);
+	free(w);
+}

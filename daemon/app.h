@@ -1,0 +1,35 @@
+/*
+ * app: what every hexd command shares: the configuration and the process-wide,
+ * read-only adapter state (token signer, hasher settings), and the wiring of one
+ * worker's services to that worker's own connections.
+ */
+#ifndef HEX_APP_H
+#define HEX_APP_H
+
+#include "adapters/crypto/crypt_hasher.h"
+#include "adapters/crypto/jwt_signer.h"
+#include "core/services.h"
+#include "daemon/config.h"
+
+struct app {
+	struct config cfg;
+	struct jwt_signer signer;
+	struct crypt_hasher hasher;
+	struct auth_policy policy;
+	char dummy_hash[HEX_HASH_MAX];
+};
+
+/* Loads config (path may be NULL) and sets up logging and the shared adapters.
+ * On failure prints one line to stderr and returns false. */
+bool app_init(struct app *app, const char *config_path, bool need_jwt);
+void app_free(struct app *app);
+
+/* worker_pool callbacks: a worker context whose first member is its hex_services. */
+void *app_worker_new(void *app, int index);
+void *app_kdf_worker_new(void *app, int index);
+void app_worker_free(void *ctx);
+
+/* Opens one database connection for a command (migrate, user ...). NULL + message. */
+struct pg_conn *app_db_open(struct app *app);
+
+#endif

@@ -1,0 +1,11 @@
+/* commands: the hexd sub-commands, dispatched from a table in main.c. */
+#ifndef HEX_COMMANDS_H
+#define HEX_COMMANDS_H
+
+#include "daemon/app.h"
+
+int cmd_serve(struct app *app, int argc, char **argv);
+int cmd_migrate(struct app *app, int argc, char **argv);
+int cmd_user(struct app *app, int argc, char **argv);
+
+#endif

@@ -1,0 +1,312 @@
+/* config.c: the configuration table, and loading and checking values against it. */
+#include "daemon/config.h"
+
+#include "core/xmalloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum config_type { T_STR, T_INT, T_LISTEN, T_ENUM, T_SECRET };
+
+struct config_entry {
+	const char *name; /* file key; the env variable is HEX_ + upper case */
+	enum config_type type;
+	const char *def;
+	long min, max;	    /* T_INT bounds */
+	const char *choices; /* T_ENUM: "a|b|c" */
+	size_t min_len;	    /* T_SECRET: minimum length when set */
+	const char *help;
+};
+
+static const struct config_entry config_table[CFG_KEY_COUNT] = {
+	[CFG_DATABASE_URL] = {"database_url", T_SECRET, "", 0, 0, NULL, 0,
+			      "PostgreSQL conninfo or postgresql:// URI (required)"},
+	[CFG_REDIS_URL] = {"redis_url", T_SECRET, "", 0, 0, NULL, 0,
+			   "redis://[:password@]host:port/db for the user cache; empty = no cache"},
+	[CFG_HTTP_LISTEN] = {"http_listen", T_LISTEN, "127.0.0.1:5000", 0, 0, NULL, 0,
+			     "address:port of the v1 REST listener"},
+	[CFG_PAYMENTS_LISTEN] = {"payments_listen", T_LISTEN, "127.0.0.1:4242", 0, 0, NULL, 0,
+				 "address:port of the v2 payments listener"},
+	[CFG_ADMIN_LISTEN] = {"admin_listen", T_LISTEN, "127.0.0.1:7070", 0, 0, NULL, 0,
+			      "address:port of the operators' admin port"},
+	[CFG_ADMIN_TOKEN] = {"admin_token", T_SECRET, "", 0, 0, NULL, 16,
+			     "shared secret of the admin port (at least 16 bytes)"},
+	[CFG_JWT_SECRET] = {"jwt_secret", T_SECRET, "", 0, 0, NULL, 32,
+			    "HS256 key for access and refresh tokens (at least 32 bytes, required)"},
+	[CFG_JWT_ISSUER] = {"jwt_issuer", T_STR, "hex", 0, 0, NULL, 0,
+			    "the iss claim written and required in tokens"},
+	[CFG_ACCESS_TTL] = {"access_ttl", T_INT, "900", 1, 86400, NULL, 0,
+			    "seconds an access token lives"},
+	[CFG_REFRESH_TTL] = {"refresh_ttl", T_INT, "604800", 60, 31536000, NULL, 0,
+			     "seconds a refresh token lives"},
+	[CFG_CACHE_TTL] = {"cache_ttl", T_INT, "600", 1, 86400, NULL, 0,
+			   "seconds a user stays in the Redis cache"},
+	[CFG_REDIS_TIMEOUT_MS] = {"redis_timeout_ms", T_INT, "100", 1, 10000, NULL, 0,
+				  "connect and command timeout for Redis, in ms"},
+	[CFG_DB_STATEMENT_TIMEOUT_MS] = {"db_statement_timeout_ms", T_INT, "5000", 10, 600000,
+					 NULL, 0, "PostgreSQL statement_timeout, in ms"},
+	[CFG_BODY_LIMIT] = {"body_limit", T_INT, "1048576", 256, 67108864, NULL, 0,
+			    "largest accepted request body, in bytes (413 above)"},
+	[CFG_WORKERS] = {"workers", T_INT, "8", 1, 256, NULL, 0,
+			 "worker threads running use cases, each with its own database and Redis "
+			 "connection"},
+	[CFG_KDF_WORKERS] = {"kdf_workers", T_INT, "1", 1, 64, NULL, 0,
+			     "threads for routes that hash passwords (login, sign-up, password "
+			     "change)"},
+	[CFG_QUEUE_MAX] = {"queue_max", T_INT, "1024", 1, 1000000, NULL, 0,
+			   "queued requests per pool before new ones get 503"},
+	[CFG_PASSWORD_COST] = {"password_cost", T_INT, "5", 1, 11, NULL, 0,
+			       "yescrypt cost factor for new password hashes"},
+	[CFG_LOGIN_LIMIT_EMAIL] = {"login_limit_email", T_INT, "10", 0, 1000000, NULL, 0,
+				   "login attempts per email per window (0 = off)"},
+	[CFG_LOGIN_LIMIT_ADDR] = {"login_limit_addr", T_INT, "100", 0, 1000000, NULL, 0,
+				  "login attempts per client address per window (0 = off)"},
+	[CFG_LOGIN_WINDOW] = {"login_window", T_INT, "60", 1, 86400, NULL, 0,
+			      "seconds of the login rate-limit window"},
+	[CFG_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", T_INT, "10", 0, 600, NULL, 0,
+				  "seconds to drain in-flight requests on SIGTERM"},
+	[CFG_LOG_FORMAT] = {"log_format", T_ENUM, "json", 0, 0, "json|text", 0,
+			    "log line format"},
+	[CFG_LOG_LEVEL] = {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", 0,
+			   "lowest level logged"},
+	[CFG_MEMBERSHIP_API_KEY] = {"membership_api_key", T_SECRET, "", 0, 0, NULL, 16,
+				    "ApiKey for POST /v1/membership/webhooks"},
+	[CFG_STRIPE_SECRET_KEY] = {"stripe_secret_key", T_SECRET, "", 0, 0, NULL, 0,
+				   "Stripe secret API key"},
+	[CFG_STRIPE_API_BASE] = {"stripe_api_base", T_STR, "https://api.stripe.com", 0, 0, NULL,
+				 0, "Stripe API base URL"},
+	[CFG_STRIPE_WEBHOOK_SECRET] = {"stripe_webhook_secret", T_SECRET, "", 0, 0, NULL, 0,
+				       "Stripe webhook endpoint signing secret (whsec_...)"},
+	[CFG_GATEWAY] = {"gateway", T_ENUM, "simulated", 0, 0, "simulated|stripe", 0,
+			 "payment gateway: the offline simulator or Stripe"},
+	[CFG_ROLES] = {"roles", T_STR, "api,worker", 0, 0, NULL, 0,
+		       "roles of this process: api, worker, or both"},
+};
+
+static void env_name(const char *name, char *out, size_t n)
+{
+	snprintf(out, n, "HEX_");
+	size_t o = 4;
+	for (; *name != '\0' && o + 1 < n; name++)
+		out[o++] = (char)toupper((unsigned char)*name);
+	out[o] = '\0';
+}
+
+static void set_value(struct config *cfg, int k, const char *v)
+{
+	free(cfg->values[k]);
+	cfg->values[k] = xstrdup(v);
+}
+
+static int find_key(const char *name)
+{
+	for (int k = 0; k < CFG_KEY_COUNT; k++)
+		if (strcmp(config_table[k].name, name) == 0)
+			return k;
+	return -1;
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static bool load_file(struct config *cfg, const char *path, char *msg, size_t msglen)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(msg, msglen, "config file %s: %s", path, strerror(errno));
+		return false;
+	}
+	char line[4096];
+	int lineno = 0;
+	bool ok = true;
+	while (ok && fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#')
+			continue;
+		char *eq = strchr(s, '=');
+		if (eq == NULL) {
+			snprintf(msg, msglen, "%s:%d: expected key = value", path, lineno);
+			ok = false;
+			break;
+		}
+		*eq = '\0';
+		char *key = trim(s), *val = trim(eq + 1);
+		int k = find_key(key);
+		if (k < 0) {
+			snprintf(msg, msglen, "%s:%d: unknown key %s", path, lineno, key);
+			ok = false;
+			break;
+		}
+		set_value(cfg, k, val);
+	}
+	fclose(f);
+	return ok;
+}
+
+static bool valid_listen(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	if (colon == NULL || colon == v)
+		return false;
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	return errno == 0 && *end == '\0' && colon[1] != '\0' && port >= 0 && port <= 65535;
+}
+
+static bool parse_long(const char *v, long *out)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		return false;
+	*out = n;
+	return true;
+}
+
+static bool enum_has(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+	for (const char *p = choices; *p != '\0';) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == n && strncmp(p, v, n) == 0)
+			return true;
+		p += len + (bar != NULL);
+	}
+	return false;
+}
+
+static bool check_value(int k, const char *v, char *msg, size_t msglen)
+{
+	const struct config_entry *e = &config_table[k];
+	char env[64];
+	env_name(e->name, env, sizeof env);
+	long n;
+	switch (e->type) {
+	case T_INT:
+		if (!parse_long(v, &n) || n < e->min || n > e->max) {
+			snprintf(msg, msglen, "%s: must be an integer from %ld to %ld, got \"%s\"",
+				 env, e->min, e->max, v);
+			return false;
+		}
+		return true;
+	case T_LISTEN:
+		if (!valid_listen(v)) {
+			snprintf(msg, msglen, "%s: must be address:port, got \"%s\"", env, v);
+			return false;
+		}
+		return true;
+	case T_ENUM:
+		if (!enum_has(e->choices, v)) {
+			snprintf(msg, msglen, "%s: must be one of %s, got \"%s\"", env, e->choices, v);
+			return false;
+		}
+		return true;
+	case T_SECRET:
+		if (*v != '\0' && strlen(v) < e->min_len) {
+			snprintf(msg, msglen, "%s: must be at least %zu bytes long", env, e->min_len);
+			return false;
+		}
+		return true;
+	case T_STR:
+		return true;
+	}
+	return true;
+}
+
+bool config_load(struct config *cfg, const char *path, char *msg, size_t msglen)
+{
+	memset(cfg, 0, sizeof *cfg);
+	for (int k = 0; k < CFG_KEY_COUNT; k++)
+		set_value(cfg, k, config_table[k].def);
+	if (path != NULL && !load_file(cfg, path, msg, msglen))
+		return false;
+	for (int k = 0; k < CFG_KEY_COUNT; k++) {
+		char env[64];
+		env_name(config_table[k].name, env, sizeof env);
+		const char *v = getenv(env);
+		if (v != NULL)
+			set_value(cfg, k, v);
+	}
+	for (int k = 0; k < CFG_KEY_COUNT; k++)
+		if (!check_value(k, cfg->values[k], msg, msglen))
+			return false;
+	return true;
+}
+
+void config_free(struct config *cfg)
+{
+	for (int k = 0; k < CFG_KEY_COUNT; k++) {
+		free(cfg->values[k]);
+		cfg->values[k] = NULL;
+	}
+}
+
+const char *config_str(const struct config *cfg, enum config_key k)
+{
+	return cfg->values[k];
+}
+
+long config_int(const struct config *cfg, enum config_key k)
+{
+	long n = 0;
+	(void)parse_long(cfg->values[k], &n); /* validated by config_load */
+	return n;
+}
+
+bool config_require(const struct config *cfg, enum config_key k, char *msg, size_t msglen)
+{
+	if (cfg->values[k][0] != '\0')
+		return true;
+	char env[64];
+	env_name(config_table[k].name, env, sizeof env);
+	snprintf(msg, msglen, "%s: is required (%s)", env, config_table[k].help);
+	return false;
+}
+
+void config_print_help(FILE *out)
+{
+	for (int k = 0; k < CFG_KEY_COUNT; k++) {
+		char env[64];
+		env_name(config_table[k].name, env, sizeof env);
+		fprintf(out, "  %-28s %s", env, config_table[k].help);
+		if (config_table[k].def[0] != '\0')
+			fprintf(out, " [%s]", config_table[k].def);
+		fputc('\n', out);
+	}
+}
+
+void config_print_effective(const struct config *cfg, FILE *out)
+{
+	for (int k = 0; k < CFG_KEY_COUNT; k++) {
+		const char *v = cfg->values[k];
+		bool mask = config_table[k].type == T_SECRET && v[0] != '\0';
+		fprintf(out, "%s = %s\n", config_table[k].name, mask ? "(set, hidden)" : v);
+	}
+}
+
+void config_print_example(FILE *out)
+{
+	fputs("# hexd.conf: every key of hexd, with its default. Each key can be\n"
+	      "# overridden by the environment variable named beside it.\n",
+	      out);
+	for (int k = 0; k < CFG_KEY_COUNT; k++) {
+		char env[64];
+		env_name(config_table[k].name, env, sizeof env);
+		fprintf(out, "\n# %s (env %s)\n%s%s = %s\n", config_table[k].help, env,
+			config_table[k].def[0] == '\0' ? "# " : "", config_table[k].name,
+			config_table[k].def);
+	}
+}

@@ -1,0 +1,161 @@
+/* serve.c: `hexd serve`: migrate, start the pools and listeners, run until a signal. */
+#include "daemon/commands.h"
+
+#include "adapters/http/http_server.h"
+#include "adapters/postgres/pg_conn.h"
+#include "adapters/postgres/pg_migrate.h"
+#include "core/logger.h"
+#include "daemon/worker_pool.h"
+
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+struct server {
+	struct app *app;
+	struct event_base *base;
+	struct worker_pool *pools[POOL_COUNT];
+	struct http_server *http;
+	struct event *sig_term, *sig_int, *drain_timer;
+	struct timespec drain_deadline;
+	bool draining;
+};
+
+static bool executor_submit(void *self, enum http_pool pool, http_job_fn fn, void *job)
+{
+	struct server *s = self;
+	return worker_pool_submit(s->pools[pool], fn, job);
+}
+
+static const struct http_executor_ops executor_ops = {.submit = executor_submit};
+
+static void on_libevent_log(int severity, const char *msg)
+{
+	logger_write(severity >= EVENT_LOG_ERR    ? LOGGER_ERROR
+		     : severity >= EVENT_LOG_WARN ? LOGGER_WARN
+						  : LOGGER_DEBUG,
+		     "libevent", "%s", msg);
+}
+
+static bool drain_done(struct server *s)
+{
+	if (http_server_in_flight(s->http) == 0)
+		return true;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > s->drain_deadline.tv_sec ||
+	       (now.tv_sec == s->drain_deadline.tv_sec &&
+		now.tv_nsec >= s->drain_deadline.tv_nsec);
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	if (!drain_done(s))
+		return;
+	int left = http_server_in_flight(s->http);
+	if (left > 0)
+		log_warn("drain_timeout", "%d requests still in flight at the drain deadline", left);
+	event_base_loopexit(s->base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	if (s->draining) {
+		log_warn("shutdown_forced", "second signal: stopping now");
+		event_base_loopexit(s->base, NULL);
+		return;
+	}
+	s->draining = true;
+	log_info("shutdown", "signal %d: no new connections; draining %d in-flight requests",
+		 (int)sig, http_server_in_flight(s->http));
+	http_server_stop_accepting(s->http);
+	clock_gettime(CLOCK_MONOTONIC, &s->drain_deadline);
+	s->drain_deadline.tv_sec += config_int(&s->app->cfg, CFG_SHUTDOWN_TIMEOUT);
+	struct timeval tick = {0, 20 * 1000};
+	event_add(s->drain_timer, &tick);
+}
+
+static bool start_pools(struct server *s)
+{
+	struct config *cfg = &s->app->cfg;
+	int queue = (int)config_int(cfg, CFG_QUEUE_MAX);
+	s->pools[POOL_DEFAULT] = worker_pool_new("api", (int)config_int(cfg, CFG_WORKERS), queue,
+						 app_worker_new, app_worker_free, s->app);
+	s->pools[POOL_KDF] = worker_pool_new("kdf", (int)config_int(cfg, CFG_KDF_WORKERS), queue,
+					     app_kdf_worker_new, app_worker_free, s->app);
+	return s->pools[POOL_DEFAULT] != NULL && s->pools[POOL_KDF] != NULL;
+}
+
+static bool migrate_at_start(struct app *app)
+{
+	struct pg_conn *c = app_db_open(app);
+	if (c == NULL)
+		return false;
+	struct hex_err err = {0};
+	int applied = 0;
+	enum hex_status st = pg_migrate(c, &applied, &err);
+	pg_conn_free(c);
+	if (st != HEX_OK) {
+		fprintf(stderr, "hexd: migration failed: %s\n", err.message);
+		return false;
+	}
+	return true;
+}
+
+int cmd_serve(struct app *app, int argc, char **argv)
+{
+	int rc = 1;
+	struct server s = {.app = app};
+	struct hex_err err = {0};
+	signal(SIGPIPE, SIG_IGN);
+	event_set_log_callback(on_libevent_log);
+	evthread_use_pthreads();
+	hex_strlcpy(app->dummy_hash, crypt_hasher_dummy_hash(&app->hasher),
+		    sizeof app->dummy_hash);
+	if (!migrate_at_start(app))
+		return 1;
+	s.base = event_base_new();
+	if (!start_pools(&s)) {
+		fprintf(stderr, "hexd: could not start the workers (see the log above)\n");
+		goto out;
+	}
+	struct http_server_config hc = {
+		.listen = config_str(&app->cfg, CFG_HTTP_LISTEN),
+		.body_limit = (size_t)config_int(&app->cfg, CFG_BODY_LIMIT),
+	};
+	s.http = http_server_new(s.base, &hc, (struct http_executor){&executor_ops, &s}, &err);
+	if (s.http == NULL) {
+		fprintf(stderr, "hexd: HEX_HTTP_LISTEN: %s\n", err.message);
+		goto out;
+	}
+	s.sig_term = evsignal_new(s.base, SIGTERM, on_signal, &s);
+	s.sig_int = evsignal_new(s.base, SIGINT, on_signal, &s);
+	s.drain_timer = event_new(s.base, -1, EV_PERSIST, on_drain_tick, &s);
+	event_add(s.sig_term, NULL);
+	event_add(s.sig_int, NULL);
+	log_info("listening", "hexd %s serving v1 on http://%s (%ld workers, %ld kdf workers)",
+		 HEX_VERSION, hc.listen, config_int(&app->cfg, CFG_WORKERS),
+		 config_int(&app->cfg, CFG_KDF_WORKERS));
+	event_base_dispatch(s.base);
+	rc = 0;
+	log_info("stopped", "hexd stopped");
+out:
+	/* Workers first: a job still running may hand its reply to the server. */
+	for (int i = 0; i < POOL_COUNT; i++)
+		worker_pool_free(s.pools[i]);
+	http_server_free(s.http);
+	if (s.sig_term != NULL)
+		event_free(s.sig_term);
+	if (s.sig_int != NULL)
+		event_free(s.sig_int);
+	if (s.drain_timer != NULL)
+		event_free(s.drain_timer);
+	if (s.base != NULL)
+		event_base_free(s.base);
+	return rc;
+}

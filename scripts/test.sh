@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# test.sh: run every test, the way CI does (.ci/run calls this).
+#
+# Installs missing Debian packages, starts a throwaway PostgreSQL 15 and Redis on
+# loopback (data in .hex/test/, wiped at start), builds build/ and build-asan/
+# (-DHEX_SANITIZE=ON), runs ctest in each, stops the servers, and ends with one line
+# `N passed, N failed` summed over both builds. Exit status 0 only if nothing failed.
+# A build that fails, or a build with no tests, counts as one failure.
+#
+# Environment: HEX_TEST_PG_PORT (55432), HEX_TEST_REDIS_PORT (56379),
+# HEX_TEST_JOBS (ctest parallelism, 2).
+set -euo pipefail
+
+HEX_SCRIPT='test'
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PG_PORT=${HEX_TEST_PG_PORT:-55432}
+REDIS_PORT=${HEX_TEST_REDIS_PORT:-56379}
+JOBS=${HEX_TEST_JOBS:-2}
+
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+REPORT=()
+
+# Our servers from a killed run may still be using .hex/test: stop them before wiping.
+wipe_test_state() {
+	hex_pg_paths
+	hex_pid_is_ours "$(hex_pg_pid)" postgres "$HEX_PG_DATA" && hex_pg_stop
+	hex_redis_paths
+	hex_pid_is_ours "$(hex_redis_pid)" redis-server "$HEX_REDIS_DIR" && hex_redis_stop
+	rm -rf --one-file-system "$HEX_STATE"
+	[ "$HEX_SERVER_DIR" = "$HEX_STATE" ] || rm -rf --one-file-system "$HEX_SERVER_DIR"
+	hex_choose_folders test >/dev/null
+}
+
+count_failure() {
+	TOTAL_FAILED=$((TOTAL_FAILED + 1))
+	REPORT+=("$1")
+}
+
+# Runs ctest in one build folder and adds its counts to the totals, read from ctest's
+# own summary line ("83% tests passed, 2 tests failed out of 12").
+run_ctest() {
+	local dir=$1 log=$HEX_STATE/ctest-$1.log rc=0 summary total failed
+	hex_say "running ctest in $dir/"
+	(cd "$HEX_ROOT/$dir" && ctest --output-on-failure --no-tests=error -j"$JOBS") 2>&1 9>&- |
+		tee "$log" || rc=$?
+	summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1 || true)
+	if [ -z "$summary" ]; then
+		count_failure "$dir: ctest ran no tests (exit $rc, log: $log)"
+		return 0
+	fi
+	failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary")
+	total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$summary")
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		failed=1 # ctest failed without saying which test: still a failure
+	fi
+	TOTAL_PASSED=$((TOTAL_PASSED + total - failed))
+	TOTAL_FAILED=$((TOTAL_FAILED + failed))
+	REPORT+=("$dir: $((total - failed)) passed, $failed failed")
+}
+
+main() {
+	local started=$SECONDS
+	hex_init
+	hex_lock test
+	hex_install_packages
+	hex_ensure_server_user
+	hex_choose_folders test
+	wipe_test_state
+
+	hex_pg_start test "$PG_PORT" HEX_TEST_PG_PORT
+	hex_redis_start test "$REDIS_PORT" HEX_TEST_REDIS_PORT
+	export HEX_TEST_PG_URL="host=127.0.0.1 port=$PG_PORT user=$HEX_SERVER_USER dbname=postgres"
+	export HEX_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+
+	cd "$HEX_ROOT"
+	local ok_build=0 ok_asan=0
+	if hex_build build; then ok_build=1; else count_failure "build/: the build failed"; fi
+	if hex_build build-asan -DHEX_SANITIZE=ON; then
+		ok_asan=1
+	else
+		count_failure "build-asan/: the build failed"
+	fi
+
+	[ "$ok_build" = 1 ] && run_ctest build
+	if [ "$ok_asan" = 1 ]; then
+		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+			UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest build-asan
+	fi
+
+	# Stop the servers now so that the summary is the last thing printed.
+	hex_run_cleanups
+	printf '\n'
+	local line
+	for line in "${REPORT[@]}"; do
+		hex_say "$line"
+	done
+	hex_say "took $((SECONDS - started))s"
+	printf '%d passed, %d failed\n' "$TOTAL_PASSED" "$TOTAL_FAILED"
+	[ "$TOTAL_FAILED" -eq 0 ]
+}
+
+main "$@"

@@ -1,0 +1,164 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2016 # backticks are Markdown, not command substitution
+# bench_report.sh: turns RES and CMD (bench_measure.sh) into docs/BENCHMARKS.md: the
+# hand-written method (tests/bench/method.md) followed by this run's results and the
+# targets with PASS/MISS. Sourced by run.sh, never run.
+
+bench_ms() {
+	awk -v us="$1" 'BEGIN { printf "%.2f", us / 1000 }'
+}
+
+bench_int() {
+	awk -v v="$1" 'BEGIN { printf "%.0f", v }'
+}
+
+# bench_pct A B: A as a percentage of B.
+bench_pct() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }'
+}
+
+# bench_verdict EXPR: PASS when the awk expression holds.
+bench_verdict() {
+	awk "BEGIN { print (($1) ? \"PASS\" : \"MISS\") }"
+}
+
+bench_row() {
+	local k=$1 label=$2 ratio=$3
+	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$k" "$label" \
+		"$(bench_int "${RES[$k.rps]}")" "$(bench_ms "${RES[$k.p50_us]}")" \
+		"$(bench_ms "${RES[$k.p99_us]}")" "${RES[$k.errors]}" "$ratio"
+}
+
+bench_errors_detail() {
+	local k=$1
+	printf '%s non-2xx, %s connect, %s read, %s write, %s timeout' "${RES[$k.non2xx]}" \
+		"${RES[$k.connect]}" "${RES[$k.read]}" "${RES[$k.write]}" "${RES[$k.timeout]}"
+}
+
+bench_machine() {
+	local mem cpu
+	mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+	printf -- '- Machine: %s CPUs (%s), %s RAM, Linux %s\n' "$(nproc)" "${cpu:-unknown}" \
+		"$mem" "$(uname -r)"
+}
+
+bench_versions() {
+	printf -- '- hexd: %s (%s, commit %s)\n' "$BENCH_HEXD_VERSION" "$BENCH_BUILD" "$BENCH_COMMIT"
+	printf -- '- compiler: %s; libevent %s\n' "$(cc --version | head -n 1)" \
+		"$(pkg-config --modversion libevent 2>/dev/null || echo '?')"
+	printf -- '- nginx: %s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+	printf -- '- PostgreSQL: %s\n' "$("$HEX_PG_BIN/postgres" --version)"
+	printf -- '- Redis: %s\n' "$(redis-server --version | awk '{ print $3 }' | sed 's/^v=//')"
+	printf -- '- wrk: %s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{ print $2 }')"
+}
+
+bench_settings() {
+	local kv
+	printf 'hexd settings (both instances; environment cleared, then only these):\n\n'
+	for kv in "${BENCH_HEXD_ENV[@]}"; do
+		case $kv in
+		HEX_JWT_SECRET=* | HEX_ADMIN_TOKEN=*) kv="${kv%%=*}=<random, 32 bytes>" ;;
+		esac
+		printf -- '- `%s`\n' "$kv"
+	done
+	printf -- '- A: `HEX_REDIS_URL=redis://127.0.0.1:<redis port>/0`; B: `HEX_REDIS_URL=` (empty: no cache)\n'
+	printf -- '- everything else at its default: `HEX_WORKERS=8`, `HEX_KDF_WORKERS=1`, `HEX_QUEUE_MAX=1024`, `HEX_ROLES=api,worker`, ...\n'
+}
+
+bench_report_results() {
+	printf 'wrk: `-t2 -c64 -d%ss --latency`, after a %ss warm-up for a, b, h and c. ' \
+		"$BENCH_DURATION" "$BENCH_WARMUP"
+	printf 'Latencies in ms. Errors: non-2xx replies plus socket errors (0 expected).\n\n'
+	printf '| case | what | req/s | p50 | p99 | errors | ratio to its baseline |\n'
+	printf '|---|---|---:|---:|---:|---:|---|\n'
+	bench_row a "nginx, fixed ${#BENCH_USER_JSON}-byte JSON (baseline of b)" baseline
+	bench_row b "hexd A \`GET /v1/users/:id\`, Redis cache warm" \
+		"$(bench_pct "${RES[b.rps]}" "${RES[a.rps]}") of a"
+	bench_row h "hexd A \`GET /healthz\` (diagnostic: no auth, no data)" \
+		"$(bench_pct "${RES[h.rps]}" "${RES[a.rps]}") of a"
+	bench_row c "hexd B \`GET /v1/users/:id\`, no cache (PostgreSQL)" \
+		"$(bench_pct "${RES[c.rps]}" "${RES[f2.rps]}") of f2"
+	bench_row d "hexd A \`POST /v1/login\`, password cost $BENCH_PASSWORD_COST" \
+		"one login unloaded: ${BENCH_LOGIN_MS} ms"
+	bench_row e "hexd A cached reads during 32 concurrent logins" \
+		"$(bench_pct "${RES[e.rps]}" "${RES[b.rps]}") of b"
+	bench_row e-login "... the 32 logins themselves (\`-t1 -c32\`)" \
+		"$(bench_pct "${RES[e-login.rps]}" "${RES[d.rps]}") of d"
+	bench_row f1 "redis-benchmark GET (same Redis)" baseline
+	bench_row f2 "pgbench -S, scale 10 (same PostgreSQL; tps)" "baseline of c"
+	printf '\nError detail (wrk): '
+	local x sep=''
+	for x in a b h c d e e-login; do
+		printf '%s%s: %s' "$sep" "$x" "$(bench_errors_detail "$x")"
+		sep='; '
+	done
+	printf '.\n'
+}
+
+bench_report_hexd() {
+	local x
+	printf '| case | hexd CPU (%% of one core) | event-loop thread | CPU per request |\n'
+	printf '|---|---:|---:|---:|\n'
+	for x in b h c d e; do
+		printf '| %s | %s%% | %s%% | %s |\n' "$x" "${RES[$x.cpu_pct]}" "${RES[$x.loop_pct]}" \
+			"$([ "$x" = e ] && printf 'n/a (mixed)' || printf '%s µs' "${RES[$x.cpu_us]}")"
+	done
+	printf '\nRedis keyspace hits per request during b: %s (during c: %s in all). ' \
+		"$(awk -v h="$BENCH_HITS_B" -v n="${RES[b.requests]}" \
+			'BEGIN { printf "%.2f", (n ? h / n : 0) }')" "$BENCH_HITS_C"
+	printf 'Peak RSS (VmHWM) at the end: hexd A %s MiB, hexd B %s MiB. ' \
+		"$(bench_mib "$BENCH_RSS_A")" "$(bench_mib "$BENCH_RSS_B")"
+	printf 'Exit status after SIGTERM: A %s, B %s (0: drained and stopped cleanly). ' \
+		"${BENCH_HEXD_RC[A]:-?}" "${BENCH_HEXD_RC[B]:-?}"
+	printf 'Warning and error log lines: %s (first ones in `last-run/hexd-warnings.txt`).\n' \
+		"$BENCH_WARN_LINES"
+}
+
+bench_report_targets() {
+	printf '| target | measured | result |\n|---|---|---|\n'
+	printf '| cached reads >= 40%% of nginx, p99 < 5 ms, 0 errors | %s of a, p99 %s ms, %s errors | %s |\n' \
+		"$(bench_pct "${RES[b.rps]}" "${RES[a.rps]}")" "$(bench_ms "${RES[b.p99_us]}")" \
+		"${RES[b.errors]}" \
+		"$(bench_verdict "${RES[b.rps]} >= 0.4 * ${RES[a.rps]} && ${RES[b.p99_us]} < 5000 && ${RES[b.errors]} == 0")"
+	printf '| uncached reads >= 30%% of pgbench -S tps | %s of f2 | %s |\n' \
+		"$(bench_pct "${RES[c.rps]}" "${RES[f2.rps]}")" \
+		"$(bench_verdict "${RES[c.rps]} >= 0.3 * ${RES[f2.rps]}")"
+	printf '| cached >= 2x uncached | %s | %s |\n' \
+		"$(awk -v a="${RES[b.rps]}" -v b="${RES[c.rps]}" 'BEGIN { printf "%.2fx", (b > 0 ? a / b : 0) }')" \
+		"$(bench_verdict "${RES[b.rps]} >= 2 * ${RES[c.rps]}")"
+	printf '| reads during 32 logins >= 50%% of reads alone | %s of b | %s |\n' \
+		"$(bench_pct "${RES[e.rps]}" "${RES[b.rps]}")" \
+		"$(bench_verdict "${RES[e.rps]} >= 0.5 * ${RES[b.rps]}")"
+}
+
+bench_write_report() {
+	local x
+	{
+		cat "$BENCH_DIR/method.md"
+		printf '\n## Last run\n\n'
+		printf -- '- Date: %s\n' "$BENCH_DATE"
+		bench_machine
+		bench_versions
+		printf -- '- Command: `%s` (took %ss)\n' "$BENCH_COMMAND" "$BENCH_ELAPSED"
+		printf -- '- Raw outputs: `tests/bench/last-run/`\n\n'
+		bench_settings
+		printf '\n### Results\n\n'
+		bench_report_results
+		printf '\n### hexd resources\n\n'
+		bench_report_hexd
+		printf '\n### Targets\n\n'
+		bench_report_targets
+		printf '\n### Commands\n\nPorts are picked per run.\n\n'
+		for x in a b h c d e e-login f1 f2; do
+			printf -- '- %s: `%s`\n' "$x" "${CMD[$x]}"
+		done
+	} >"$1"
+}
+
+bench_mib() {
+	case $1 in
+	'' | *[!0-9]*) printf '?' ;;
+	*) awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }' ;;
+	esac
+}
