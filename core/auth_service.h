@@ -8,8 +8,8 @@
 #include "core/user_service.h"
 
 struct auth_policy {
-	int access_ttl_s;  /* default 900 */
-	int refresh_ttl_s; /* default 7 days */
+	int access_ttl_s;          /* default 900 */
+	int refresh_ttl_s;         /* default 7 days */
 	int login_limit_per_email; /* attempts per window, 0 = off */
 	int login_limit_per_addr;
 	int login_window_s;
@@ -46,18 +46,18 @@ enum hex_status auth_service_prepare(struct auth_service *s) HEX_MUST_CHECK;
  * Same answer (HEX_UNAUTHENTICATED) and same work for an unknown email and a wrong
  * password. client_addr keys the per-address limit (may be NULL).
  */
-enum hex_status auth_service_login(struct auth_service *s, const char *email,
-				   const char *password, const char *client_addr,
-				   struct auth_tokens *out, struct hex_err *err) HEX_MUST_CHECK;
+enum hex_status auth_service_login(struct auth_service *s, const char *email, const char *password,
+                                   const char *client_addr, struct auth_tokens *out,
+                                   struct hex_err *err) HEX_MUST_CHECK;
 /* Rotates: the presented token dies; reuse of a dead token revokes its whole family. */
 enum hex_status auth_service_refresh(struct auth_service *s, const char *refresh_token,
-				     struct auth_tokens *out, struct hex_err *err) HEX_MUST_CHECK;
+                                     struct auth_tokens *out, struct hex_err *err) HEX_MUST_CHECK;
 /* Revokes every refresh token and access token of the user. */
 enum hex_status auth_service_logout(struct auth_service *s, const char *user_id,
-				    struct hex_err *err) HEX_MUST_CHECK;
+                                    struct hex_err *err) HEX_MUST_CHECK;
 /* Verifies an access token and loads the caller; a revoked or deleted user is refused. */
 enum hex_status auth_service_authenticate(struct auth_service *s, const char *access_token,
-					  struct principal *out,
-					  struct hex_err *err) HEX_MUST_CHECK;
+                                          struct principal *out,
+                                          struct hex_err *err) HEX_MUST_CHECK;
 
 #endif

@@ -34,7 +34,7 @@ struct hex_err {
 
 /* Sets status detail and returns the status, for `return hex_fail(err, ...)`. */
 enum hex_status hex_fail(struct hex_err *err, enum hex_status st, const char *field,
-			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 const char *hex_status_name(enum hex_status st);
 

@@ -20,7 +20,7 @@ void logger_set_context(const char *request_id, const char *trace_id);
 
 /* event: a short snake_case name ("redis_down"); msg: a human sentence. */
 void logger_write(enum logger_level lvl, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Writes a line already formatted as key/value pairs: fields is a JSON object body

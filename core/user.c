@@ -73,8 +73,8 @@ enum hex_status user_email_normalize(const char *in, char *out, struct hex_err *
 		return hex_fail(err, HEX_INVALID, "email", "email is longer than %d characters",
 		                HEX_EMAIL_MAX);
 	const char *at = strchr(in, '@');
-	if (at == NULL || at == in || strchr(at + 1, '@') != NULL || at - in > 64 ||
-	    in[0] == '.' || at[-1] == '.' || memmem(in, (size_t)(at - in), "..", 2) != NULL)
+	if (at == NULL || at == in || strchr(at + 1, '@') != NULL || at - in > 64 || in[0] == '.' ||
+	    at[-1] == '.' || memmem(in, (size_t)(at - in), "..", 2) != NULL)
 		return hex_fail(err, HEX_INVALID, "email", "email is not a valid address");
 	const char *domain = at + 1;
 	size_t dlen = strlen(domain);

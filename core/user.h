@@ -4,11 +4,11 @@
 
 #include "core/hex.h"
 
-#define HEX_ID_LEN	    36 /* canonical UUID text, without NUL */
-#define HEX_EMAIL_MAX	    254
-#define HEX_PASSWORD_MIN    8
-#define HEX_PASSWORD_MAX    1024
-#define HEX_HASH_MAX	    256 /* stored password hash text incl. NUL */
+#define HEX_ID_LEN       36 /* canonical UUID text, without NUL */
+#define HEX_EMAIL_MAX    254
+#define HEX_PASSWORD_MIN 8
+#define HEX_PASSWORD_MAX 1024
+#define HEX_HASH_MAX     256 /* stored password hash text incl. NUL */
 
 enum membership { MEMBERSHIP_FREE = 0, MEMBERSHIP_MEMBER };
 enum user_role { ROLE_USER = 0, ROLE_ADMIN };
@@ -32,9 +32,9 @@ struct user_cursor {
 #define HEX_LIST_MAX 100
 
 struct user_filter {
-	const char *email;	      /* exact (normalised) email, or NULL */
-	int membership;		      /* -1 for any, else enum membership */
-	int limit;		      /* 1..HEX_LIST_MAX */
+	const char *email;               /* exact (normalised) email, or NULL */
+	int membership;                  /* -1 for any, else enum membership */
+	int limit;                       /* 1..HEX_LIST_MAX */
 	const struct user_cursor *after; /* NULL for the first page */
 };
 

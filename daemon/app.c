@@ -7,6 +7,7 @@
 #include "adapters/postgres/pg_refresh_repo.h"
 #include "adapters/postgres/pg_user_repo.h"
 #include "adapters/redis/redis_rate_limiter.h"
+#include "adapters/redis/redis_url.h"
 #include "adapters/redis/redis_user_cache.h"
 #include "core/logger.h"
 #include "core/xmalloc.h"
@@ -24,21 +25,42 @@ struct worker_ctx {
 	struct redis_user_cache cache;
 };
 
-bool app_init(struct app *app, const char *config_path, bool need_jwt)
+/* Checks that need an adapter's parser, so that a bad value stops start-up before
+ * anything is touched. */
+static bool config_check_urls(const struct config *cfg, char *msg, size_t msglen)
+{
+	const char *redis = config_str(cfg, CFG_REDIS_URL);
+	struct redis_url u;
+	struct hex_err err = {0};
+	if (redis[0] != '\0' && redis_url_parse(redis, &u, &err) != HEX_OK) {
+		snprintf(msg, msglen, "HEX_REDIS_URL: %s", err.message);
+		return false;
+	}
+	return true;
+}
+
+bool app_init(struct app *app, const char *config_path, unsigned needs)
 {
 	char msg[512];
 	memset(app, 0, sizeof *app);
 	if (!config_load(&app->cfg, config_path, msg, sizeof msg) ||
-	    (need_jwt && !config_require(&app->cfg, CFG_JWT_SECRET, msg, sizeof msg))) {
+	    ((needs & APP_NEEDS_DB) &&
+	     !config_require(&app->cfg, CFG_DATABASE_URL, msg, sizeof msg)) ||
+	    ((needs & APP_NEEDS_JWT) &&
+	     !config_require(&app->cfg, CFG_JWT_SECRET, msg, sizeof msg)) ||
+	    !config_check_urls(&app->cfg, msg, sizeof msg)) {
 		fprintf(stderr, "hexd: %s\n", msg);
+		config_free(&app->cfg);
 		return false;
 	}
 	logger_setup(strcmp(config_str(&app->cfg, CFG_LOG_FORMAT), "text") == 0 ? LOGGER_TEXT
-										: LOGGER_JSON,
-		     (enum logger_level)logger_parse_level(config_str(&app->cfg, CFG_LOG_LEVEL)));
-	if (need_jwt && jwt_signer_init(&app->signer, config_str(&app->cfg, CFG_JWT_SECRET),
-					config_str(&app->cfg, CFG_JWT_ISSUER)) != 0) {
+	                                                                        : LOGGER_JSON,
+	             (enum logger_level)logger_parse_level(config_str(&app->cfg, CFG_LOG_LEVEL)));
+	if ((needs & APP_NEEDS_JWT) &&
+	    jwt_signer_init(&app->signer, config_str(&app->cfg, CFG_JWT_SECRET),
+	                    config_str(&app->cfg, CFG_JWT_ISSUER)) != 0) {
 		fprintf(stderr, "hexd: HEX_JWT_SECRET: must be at least 32 bytes long\n");
+		config_free(&app->cfg);
 		return false;
 	}
 	crypt_hasher_init(&app->hasher, (unsigned long)config_int(&app->cfg, CFG_PASSWORD_COST));
@@ -66,15 +88,10 @@ static struct pg_conn *db_open(struct app *app, struct hex_err *err)
 
 struct pg_conn *app_db_open(struct app *app)
 {
-	char msg[512];
-	if (!config_require(&app->cfg, CFG_DATABASE_URL, msg, sizeof msg)) {
-		fprintf(stderr, "hexd: %s\n", msg);
-		return NULL;
-	}
 	struct hex_err err = {0};
 	struct pg_conn *c = db_open(app, &err);
 	if (c == NULL)
-		fprintf(stderr, "hexd: HEX_DATABASE_URL: cannot connect: %s\n", err.message);
+		fprintf(stderr, "hexd: HEX_DATABASE_URL: %s\n", err.message);
 	return c;
 }
 
@@ -95,37 +112,37 @@ void *app_worker_new(void *arg, int index)
 	w->pg = db_open(app, &err);
 	if (w->pg == NULL) {
 		log_error("worker_db_failed", "worker %d cannot reach the database: %s", index,
-			  err.message);
+		          err.message);
 		free(w);
 		return NULL;
 	}
 	const char *redis_url = config_str(&app->cfg, CFG_REDIS_URL);
 	if (redis_url[0] != '\0') {
 		w->redis = redis_conn_new(redis_url,
-					  (int)config_int(&app->cfg, CFG_REDIS_TIMEOUT_MS), &err);
+		                          (int)config_int(&app->cfg, CFG_REDIS_TIMEOUT_MS), &err);
 		if (w->redis == NULL) {
 			log_error("worker_redis_failed", "HEX_REDIS_URL: %s", err.message);
 			pg_conn_free(w->pg);
 			free(w);
 			return NULL;
 		}
-		w->cache = (struct redis_user_cache){w->redis,
-						     (int)config_int(&app->cfg, CFG_CACHE_TTL)};
+		w->cache =
+		    (struct redis_user_cache){w->redis, (int)config_int(&app->cfg, CFG_CACHE_TTL)};
 	}
 	struct hex_services *s = &w->svc;
 	s->users = (struct user_service){
-		.repo = pg_user_repo_port(w->pg),
-		.hasher = crypt_hasher_port(&app->hasher),
-		.clock = system_clock_port(),
-		.ids = random_ids_port(),
+	    .repo = pg_user_repo_port(w->pg),
+	    .hasher = crypt_hasher_port(&app->hasher),
+	    .clock = system_clock_port(),
+	    .ids = random_ids_port(),
 	};
 	if (w->redis != NULL)
 		s->users.cache = redis_user_cache_port(&w->cache);
 	s->auth = (struct auth_service){
-		.users = &s->users,
-		.refresh = pg_refresh_repo_port(w->pg),
-		.signer = jwt_signer_port(&app->signer),
-		.policy = app->policy,
+	    .users = &s->users,
+	    .refresh = pg_refresh_repo_port(w->pg),
+	    .signer = jwt_signer_port(&app->signer),
+	    .policy = app->policy,
 	};
 	if (w->redis != NULL)
 		s->auth.limiter = redis_rate_limiter_port(w->redis);

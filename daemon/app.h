@@ -19,9 +19,12 @@ struct app {
 	char dummy_hash[HEX_HASH_MAX];
 };
 
-/* Loads config (path may be NULL) and sets up logging and the shared adapters.
- * On failure prints one line to stderr and returns false. */
-bool app_init(struct app *app, const char *config_path, bool need_jwt);
+enum app_needs { APP_NEEDS_DB = 1, APP_NEEDS_JWT = 2 };
+
+/* Loads config (path may be NULL), checks the keys that `needs` requires, and sets up
+ * logging and the shared adapters. On failure prints one line naming the key to stderr
+ * and returns false (nothing to free then). */
+bool app_init(struct app *app, const char *config_path, unsigned needs);
 void app_free(struct app *app);
 
 /* worker_pool callbacks: a worker context whose first member is its hex_services. */

@@ -14,75 +14,74 @@ struct config_entry {
 	const char *name; /* file key; the env variable is HEX_ + upper case */
 	enum config_type type;
 	const char *def;
-	long min, max;	    /* T_INT bounds */
+	long min, max;       /* T_INT bounds */
 	const char *choices; /* T_ENUM: "a|b|c" */
-	size_t min_len;	    /* T_SECRET: minimum length when set */
+	size_t min_len;      /* T_SECRET: minimum length when set */
 	const char *help;
 };
 
 static const struct config_entry config_table[CFG_KEY_COUNT] = {
-	[CFG_DATABASE_URL] = {"database_url", T_SECRET, "", 0, 0, NULL, 0,
-			      "PostgreSQL conninfo or postgresql:// URI (required)"},
-	[CFG_REDIS_URL] = {"redis_url", T_SECRET, "", 0, 0, NULL, 0,
-			   "redis://[:password@]host:port/db for the user cache; empty = no cache"},
-	[CFG_HTTP_LISTEN] = {"http_listen", T_LISTEN, "127.0.0.1:5000", 0, 0, NULL, 0,
-			     "address:port of the v1 REST listener"},
-	[CFG_PAYMENTS_LISTEN] = {"payments_listen", T_LISTEN, "127.0.0.1:4242", 0, 0, NULL, 0,
-				 "address:port of the v2 payments listener"},
-	[CFG_ADMIN_LISTEN] = {"admin_listen", T_LISTEN, "127.0.0.1:7070", 0, 0, NULL, 0,
-			      "address:port of the operators' admin port"},
-	[CFG_ADMIN_TOKEN] = {"admin_token", T_SECRET, "", 0, 0, NULL, 16,
-			     "shared secret of the admin port (at least 16 bytes)"},
-	[CFG_JWT_SECRET] = {"jwt_secret", T_SECRET, "", 0, 0, NULL, 32,
-			    "HS256 key for access and refresh tokens (at least 32 bytes, required)"},
-	[CFG_JWT_ISSUER] = {"jwt_issuer", T_STR, "hex", 0, 0, NULL, 0,
-			    "the iss claim written and required in tokens"},
-	[CFG_ACCESS_TTL] = {"access_ttl", T_INT, "900", 1, 86400, NULL, 0,
-			    "seconds an access token lives"},
-	[CFG_REFRESH_TTL] = {"refresh_ttl", T_INT, "604800", 60, 31536000, NULL, 0,
-			     "seconds a refresh token lives"},
-	[CFG_CACHE_TTL] = {"cache_ttl", T_INT, "600", 1, 86400, NULL, 0,
-			   "seconds a user stays in the Redis cache"},
-	[CFG_REDIS_TIMEOUT_MS] = {"redis_timeout_ms", T_INT, "100", 1, 10000, NULL, 0,
-				  "connect and command timeout for Redis, in ms"},
-	[CFG_DB_STATEMENT_TIMEOUT_MS] = {"db_statement_timeout_ms", T_INT, "5000", 10, 600000,
-					 NULL, 0, "PostgreSQL statement_timeout, in ms"},
-	[CFG_BODY_LIMIT] = {"body_limit", T_INT, "1048576", 256, 67108864, NULL, 0,
-			    "largest accepted request body, in bytes (413 above)"},
-	[CFG_WORKERS] = {"workers", T_INT, "8", 1, 256, NULL, 0,
-			 "worker threads running use cases, each with its own database and Redis "
-			 "connection"},
-	[CFG_KDF_WORKERS] = {"kdf_workers", T_INT, "1", 1, 64, NULL, 0,
-			     "threads for routes that hash passwords (login, sign-up, password "
-			     "change)"},
-	[CFG_QUEUE_MAX] = {"queue_max", T_INT, "1024", 1, 1000000, NULL, 0,
-			   "queued requests per pool before new ones get 503"},
-	[CFG_PASSWORD_COST] = {"password_cost", T_INT, "5", 1, 11, NULL, 0,
-			       "yescrypt cost factor for new password hashes"},
-	[CFG_LOGIN_LIMIT_EMAIL] = {"login_limit_email", T_INT, "10", 0, 1000000, NULL, 0,
-				   "login attempts per email per window (0 = off)"},
-	[CFG_LOGIN_LIMIT_ADDR] = {"login_limit_addr", T_INT, "100", 0, 1000000, NULL, 0,
-				  "login attempts per client address per window (0 = off)"},
-	[CFG_LOGIN_WINDOW] = {"login_window", T_INT, "60", 1, 86400, NULL, 0,
-			      "seconds of the login rate-limit window"},
-	[CFG_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", T_INT, "10", 0, 600, NULL, 0,
-				  "seconds to drain in-flight requests on SIGTERM"},
-	[CFG_LOG_FORMAT] = {"log_format", T_ENUM, "json", 0, 0, "json|text", 0,
-			    "log line format"},
-	[CFG_LOG_LEVEL] = {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", 0,
-			   "lowest level logged"},
-	[CFG_MEMBERSHIP_API_KEY] = {"membership_api_key", T_SECRET, "", 0, 0, NULL, 16,
-				    "ApiKey for POST /v1/membership/webhooks"},
-	[CFG_STRIPE_SECRET_KEY] = {"stripe_secret_key", T_SECRET, "", 0, 0, NULL, 0,
-				   "Stripe secret API key"},
-	[CFG_STRIPE_API_BASE] = {"stripe_api_base", T_STR, "https://api.stripe.com", 0, 0, NULL,
-				 0, "Stripe API base URL"},
-	[CFG_STRIPE_WEBHOOK_SECRET] = {"stripe_webhook_secret", T_SECRET, "", 0, 0, NULL, 0,
-				       "Stripe webhook endpoint signing secret (whsec_...)"},
-	[CFG_GATEWAY] = {"gateway", T_ENUM, "simulated", 0, 0, "simulated|stripe", 0,
-			 "payment gateway: the offline simulator or Stripe"},
-	[CFG_ROLES] = {"roles", T_STR, "api,worker", 0, 0, NULL, 0,
-		       "roles of this process: api, worker, or both"},
+    [CFG_DATABASE_URL] = {"database_url", T_SECRET, "", 0, 0, NULL, 0,
+                          "PostgreSQL conninfo or postgresql:// URI (required)"},
+    [CFG_REDIS_URL] = {"redis_url", T_SECRET, "", 0, 0, NULL, 0,
+                       "redis://[:password@]host:port/db for the user cache; empty = no cache"},
+    [CFG_HTTP_LISTEN] = {"http_listen", T_LISTEN, "127.0.0.1:5000", 0, 0, NULL, 0,
+                         "address:port of the v1 REST listener"},
+    [CFG_PAYMENTS_LISTEN] = {"payments_listen", T_LISTEN, "127.0.0.1:4242", 0, 0, NULL, 0,
+                             "address:port of the v2 payments listener"},
+    [CFG_ADMIN_LISTEN] = {"admin_listen", T_LISTEN, "127.0.0.1:7070", 0, 0, NULL, 0,
+                          "address:port of the operators' admin port"},
+    [CFG_ADMIN_TOKEN] = {"admin_token", T_SECRET, "", 0, 0, NULL, 16,
+                         "shared secret of the admin port (at least 16 bytes)"},
+    [CFG_JWT_SECRET] = {"jwt_secret", T_SECRET, "", 0, 0, NULL, 32,
+                        "HS256 key for access and refresh tokens (at least 32 bytes, required)"},
+    [CFG_JWT_ISSUER] = {"jwt_issuer", T_STR, "hex", 0, 0, NULL, 0,
+                        "the iss claim written and required in tokens"},
+    [CFG_ACCESS_TTL] = {"access_ttl", T_INT, "900", 1, 86400, NULL, 0,
+                        "seconds an access token lives"},
+    [CFG_REFRESH_TTL] = {"refresh_ttl", T_INT, "604800", 60, 31536000, NULL, 0,
+                         "seconds a refresh token lives"},
+    [CFG_CACHE_TTL] = {"cache_ttl", T_INT, "600", 1, 86400, NULL, 0,
+                       "seconds a user stays in the Redis cache"},
+    [CFG_REDIS_TIMEOUT_MS] = {"redis_timeout_ms", T_INT, "100", 1, 10000, NULL, 0,
+                              "connect and command timeout for Redis, in ms"},
+    [CFG_DB_STATEMENT_TIMEOUT_MS] = {"db_statement_timeout_ms", T_INT, "5000", 10, 600000, NULL, 0,
+                                     "PostgreSQL statement_timeout, in ms"},
+    [CFG_BODY_LIMIT] = {"body_limit", T_INT, "1048576", 256, 67108864, NULL, 0,
+                        "largest accepted request body, in bytes (413 above)"},
+    [CFG_WORKERS] = {"workers", T_INT, "8", 1, 256, NULL, 0,
+                     "worker threads running use cases, each with its own database and Redis "
+                     "connection"},
+    [CFG_KDF_WORKERS] = {"kdf_workers", T_INT, "1", 1, 64, NULL, 0,
+                         "threads for routes that hash passwords (login, sign-up, password "
+                         "change)"},
+    [CFG_QUEUE_MAX] = {"queue_max", T_INT, "1024", 1, 1000000, NULL, 0,
+                       "queued requests per pool before new ones get 503"},
+    [CFG_PASSWORD_COST] = {"password_cost", T_INT, "5", 1, 11, NULL, 0,
+                           "yescrypt cost factor for new password hashes"},
+    [CFG_LOGIN_LIMIT_EMAIL] = {"login_limit_email", T_INT, "10", 0, 1000000, NULL, 0,
+                               "login attempts per email per window (0 = off)"},
+    [CFG_LOGIN_LIMIT_ADDR] = {"login_limit_addr", T_INT, "100", 0, 1000000, NULL, 0,
+                              "login attempts per client address per window (0 = off)"},
+    [CFG_LOGIN_WINDOW] = {"login_window", T_INT, "60", 1, 86400, NULL, 0,
+                          "seconds of the login rate-limit window"},
+    [CFG_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", T_INT, "10", 0, 600, NULL, 0,
+                              "seconds to drain in-flight requests on SIGTERM"},
+    [CFG_LOG_FORMAT] = {"log_format", T_ENUM, "json", 0, 0, "json|text", 0, "log line format"},
+    [CFG_LOG_LEVEL] = {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", 0,
+                       "lowest level logged"},
+    [CFG_MEMBERSHIP_API_KEY] = {"membership_api_key", T_SECRET, "", 0, 0, NULL, 16,
+                                "ApiKey for POST /v1/membership/webhooks"},
+    [CFG_STRIPE_SECRET_KEY] = {"stripe_secret_key", T_SECRET, "", 0, 0, NULL, 0,
+                               "Stripe secret API key"},
+    [CFG_STRIPE_API_BASE] = {"stripe_api_base", T_STR, "https://api.stripe.com", 0, 0, NULL, 0,
+                             "Stripe API base URL"},
+    [CFG_STRIPE_WEBHOOK_SECRET] = {"stripe_webhook_secret", T_SECRET, "", 0, 0, NULL, 0,
+                                   "Stripe webhook endpoint signing secret (whsec_...)"},
+    [CFG_GATEWAY] = {"gateway", T_ENUM, "simulated", 0, 0, "simulated|stripe", 0,
+                     "payment gateway: the offline simulator or Stripe"},
+    [CFG_ROLES] = {"roles", T_STR, "api,worker", 0, 0, NULL, 0,
+                   "roles of this process: api, worker, or both"},
 };
 
 static void env_name(const char *name, char *out, size_t n)
@@ -198,7 +197,7 @@ static bool check_value(int k, const char *v, char *msg, size_t msglen)
 	case T_INT:
 		if (!parse_long(v, &n) || n < e->min || n > e->max) {
 			snprintf(msg, msglen, "%s: must be an integer from %ld to %ld, got \"%s\"",
-				 env, e->min, e->max, v);
+			         env, e->min, e->max, v);
 			return false;
 		}
 		return true;
@@ -210,13 +209,15 @@ static bool check_value(int k, const char *v, char *msg, size_t msglen)
 		return true;
 	case T_ENUM:
 		if (!enum_has(e->choices, v)) {
-			snprintf(msg, msglen, "%s: must be one of %s, got \"%s\"", env, e->choices, v);
+			snprintf(msg, msglen, "%s: must be one of %s, got \"%s\"", env, e->choices,
+			         v);
 			return false;
 		}
 		return true;
 	case T_SECRET:
 		if (*v != '\0' && strlen(v) < e->min_len) {
-			snprintf(msg, msglen, "%s: must be at least %zu bytes long", env, e->min_len);
+			snprintf(msg, msglen, "%s: must be at least %zu bytes long", env,
+			         e->min_len);
 			return false;
 		}
 		return true;
@@ -305,8 +306,9 @@ void config_print_example(FILE *out)
 	for (int k = 0; k < CFG_KEY_COUNT; k++) {
 		char env[64];
 		env_name(config_table[k].name, env, sizeof env);
-		fprintf(out, "\n# %s (env %s)\n%s%s = %s\n", config_table[k].help, env,
-			config_table[k].def[0] == '\0' ? "# " : "", config_table[k].name,
-			config_table[k].def);
+		const char *def = config_table[k].def;
+		fprintf(out, "\n# %s (env %s)\n%s%s =%s%s\n", config_table[k].help, env,
+		        def[0] == '\0' ? "# " : "", config_table[k].name, def[0] == '\0' ? "" : " ",
+		        def);
 	}
 }

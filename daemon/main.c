@@ -8,16 +8,17 @@
 struct command {
 	const char *name;
 	const char *usage;
-	bool needs_jwt;
+	unsigned needs; /* enum app_needs */
 	int (*exec)(struct app *app, int argc, char **argv);
 };
 
 static const struct command commands[] = {
-	{"serve", "serve                      run the daemon (migrates first)", true, cmd_serve},
-	{"migrate", "migrate                    apply pending database migrations", false,
-	 cmd_migrate},
-	{"user", "user grant-admin EMAIL     make a user an admin (revoke-admin undoes it)",
-	 false, cmd_user},
+    {"serve", "serve                      run the daemon (migrates first)",
+     APP_NEEDS_DB | APP_NEEDS_JWT, cmd_serve},
+    {"migrate", "migrate                    apply pending database migrations", APP_NEEDS_DB,
+     cmd_migrate},
+    {"user", "user grant-admin EMAIL     make a user an admin (revoke-admin undoes it)",
+     APP_NEEDS_DB, cmd_user},
 };
 
 static void usage(FILE *out)
@@ -26,12 +27,12 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %s\n", commands[i].usage);
 	fprintf(out, "\noptions:\n"
-		     "  -c, --config FILE          read settings from FILE (key = value)\n"
-		     "  --print-config             print the effective settings (secrets hidden)\n"
-		     "  --print-example-config     print a documented hexd.conf\n"
-		     "  -h, --help                 this help\n"
-		     "  -V, --version              print the version\n"
-		     "\nsettings (environment variables override the file):\n");
+	             "  -c, --config FILE          read settings from FILE (key = value)\n"
+	             "  --print-config             print the effective settings (secrets hidden)\n"
+	             "  --print-example-config     print a documented hexd.conf\n"
+	             "  -h, --help                 this help\n"
+	             "  -V, --version              print the version\n"
+	             "\nsettings (environment variables override the file):\n");
 	config_print_help(out);
 }
 
@@ -39,12 +40,12 @@ int main(int argc, char **argv)
 {
 	enum { OPT_PRINT_CONFIG = 256, OPT_PRINT_EXAMPLE };
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
-		{"print-example-config", no_argument, NULL, OPT_PRINT_EXAMPLE},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
+	    {"print-example-config", no_argument, NULL, OPT_PRINT_EXAMPLE},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL;
 	bool print_config = false;
@@ -73,7 +74,7 @@ int main(int argc, char **argv)
 	}
 	struct app app;
 	if (print_config) {
-		if (!app_init(&app, config_path, false))
+		if (!app_init(&app, config_path, 0))
 			return 2;
 		config_print_effective(&app.cfg, stdout);
 		app_free(&app);
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hexd: unknown command %s (try hexd --help)\n", argv[optind]);
 		return 2;
 	}
-	if (!app_init(&app, config_path, cmd->needs_jwt))
+	if (!app_init(&app, config_path, cmd->needs))
 		return 2;
 	int rc = cmd->exec(&app, argc - optind, argv + optind);
 	app_free(&app);

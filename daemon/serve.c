@@ -20,7 +20,7 @@ struct server {
 	struct worker_pool *pools[POOL_COUNT];
 	struct http_server *http;
 	struct event *sig_term, *sig_int, *drain_timer;
-	struct timespec drain_deadline;
+	int64_t drain_deadline_ms, flush_until_ms;
 	bool draining;
 };
 
@@ -35,31 +35,42 @@ static const struct http_executor_ops executor_ops = {.submit = executor_submit}
 static void on_libevent_log(int severity, const char *msg)
 {
 	logger_write(severity >= EVENT_LOG_ERR    ? LOGGER_ERROR
-		     : severity >= EVENT_LOG_WARN ? LOGGER_WARN
-						  : LOGGER_DEBUG,
-		     "libevent", "%s", msg);
+	             : severity >= EVENT_LOG_WARN ? LOGGER_WARN
+	                                          : LOGGER_DEBUG,
+	             "libevent", "%s", msg);
 }
 
-static bool drain_done(struct server *s)
+static int64_t monotonic_ms(void)
 {
-	if (http_server_in_flight(s->http) == 0)
-		return true;
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > s->drain_deadline.tv_sec ||
-	       (now.tv_sec == s->drain_deadline.tv_sec &&
-		now.tv_nsec >= s->drain_deadline.tv_nsec);
+	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
+
+/*
+ * Once nothing is in flight the last replies may still sit in libevent's output
+ * buffers: keep the loop running a little longer so that they reach the socket before
+ * evhttp_free closes the connections (always within the drain deadline).
+ */
+#define DRAIN_FLUSH_MS 200
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
-	if (!drain_done(s))
-		return;
+	int64_t now = monotonic_ms();
 	int left = http_server_in_flight(s->http);
-	if (left > 0)
-		log_warn("drain_timeout", "%d requests still in flight at the drain deadline", left);
-	event_base_loopexit(s->base, NULL);
+	if (left > 0 && now < s->drain_deadline_ms)
+		return;
+	if (left > 0) {
+		log_warn("drain_timeout", "%d requests still in flight at the drain deadline",
+		         left);
+	} else if (s->flush_until_ms == 0) {
+		s->flush_until_ms = now + DRAIN_FLUSH_MS;
+		if (s->flush_until_ms > s->drain_deadline_ms)
+			s->flush_until_ms = s->drain_deadline_ms;
+	}
+	if (left > 0 || now >= s->flush_until_ms)
+		event_base_loopexit(s->base, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -72,10 +83,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	s->draining = true;
 	log_info("shutdown", "signal %d: no new connections; draining %d in-flight requests",
-		 (int)sig, http_server_in_flight(s->http));
+	         (int)sig, http_server_in_flight(s->http));
 	http_server_stop_accepting(s->http);
-	clock_gettime(CLOCK_MONOTONIC, &s->drain_deadline);
-	s->drain_deadline.tv_sec += config_int(&s->app->cfg, CFG_SHUTDOWN_TIMEOUT);
+	s->drain_deadline_ms =
+	    monotonic_ms() + 1000 * config_int(&s->app->cfg, CFG_SHUTDOWN_TIMEOUT);
 	struct timeval tick = {0, 20 * 1000};
 	event_add(s->drain_timer, &tick);
 }
@@ -85,9 +96,9 @@ static bool start_pools(struct server *s)
 	struct config *cfg = &s->app->cfg;
 	int queue = (int)config_int(cfg, CFG_QUEUE_MAX);
 	s->pools[POOL_DEFAULT] = worker_pool_new("api", (int)config_int(cfg, CFG_WORKERS), queue,
-						 app_worker_new, app_worker_free, s->app);
+	                                         app_worker_new, app_worker_free, s->app);
 	s->pools[POOL_KDF] = worker_pool_new("kdf", (int)config_int(cfg, CFG_KDF_WORKERS), queue,
-					     app_kdf_worker_new, app_worker_free, s->app);
+	                                     app_kdf_worker_new, app_worker_free, s->app);
 	return s->pools[POOL_DEFAULT] != NULL && s->pools[POOL_KDF] != NULL;
 }
 
@@ -115,8 +126,7 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(on_libevent_log);
 	evthread_use_pthreads();
-	hex_strlcpy(app->dummy_hash, crypt_hasher_dummy_hash(&app->hasher),
-		    sizeof app->dummy_hash);
+	hex_strlcpy(app->dummy_hash, crypt_hasher_dummy_hash(&app->hasher), sizeof app->dummy_hash);
 	if (!migrate_at_start(app))
 		return 1;
 	s.base = event_base_new();
@@ -125,8 +135,8 @@ int cmd_serve(struct app *app, int argc, char **argv)
 		goto out;
 	}
 	struct http_server_config hc = {
-		.listen = config_str(&app->cfg, CFG_HTTP_LISTEN),
-		.body_limit = (size_t)config_int(&app->cfg, CFG_BODY_LIMIT),
+	    .listen = config_str(&app->cfg, CFG_HTTP_LISTEN),
+	    .body_limit = (size_t)config_int(&app->cfg, CFG_BODY_LIMIT),
 	};
 	s.http = http_server_new(s.base, &hc, (struct http_executor){&executor_ops, &s}, &err);
 	if (s.http == NULL) {
@@ -139,8 +149,8 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	event_add(s.sig_term, NULL);
 	event_add(s.sig_int, NULL);
 	log_info("listening", "hexd %s serving v1 on http://%s (%ld workers, %ld kdf workers)",
-		 HEX_VERSION, hc.listen, config_int(&app->cfg, CFG_WORKERS),
-		 config_int(&app->cfg, CFG_KDF_WORKERS));
+	         HEX_VERSION, hc.listen, config_int(&app->cfg, CFG_WORKERS),
+	         config_int(&app->cfg, CFG_KDF_WORKERS));
 	event_base_dispatch(s.base);
 	rc = 0;
 	log_info("stopped", "hexd stopped");

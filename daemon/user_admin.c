@@ -14,8 +14,8 @@ static const struct {
 	const char *verb;
 	enum user_role role;
 } role_verbs[] = {
-	{"grant-admin", ROLE_ADMIN},
-	{"revoke-admin", ROLE_USER},
+    {"grant-admin", ROLE_ADMIN},
+    {"revoke-admin", ROLE_USER},
 };
 
 int cmd_user(struct app *app, int argc, char **argv)
@@ -30,16 +30,16 @@ int cmd_user(struct app *app, int argc, char **argv)
 			v = (int)i;
 	if (v < 0) {
 		fprintf(stderr, "hexd user: unknown action %s (grant-admin, revoke-admin)\n",
-			argv[1]);
+		        argv[1]);
 		return 2;
 	}
 	struct pg_conn *c = app_db_open(app);
 	if (c == NULL)
 		return 1;
 	struct user_service us = {
-		.repo = pg_user_repo_port(c),
-		.clock = system_clock_port(),
-		.ids = random_ids_port(),
+	    .repo = pg_user_repo_port(c),
+	    .clock = system_clock_port(),
+	    .ids = random_ids_port(),
 	};
 	struct hex_err err = {0};
 	/* The cached copy must go too, or old tokens and the old role live on in it. */
@@ -63,7 +63,7 @@ int cmd_user(struct app *app, int argc, char **argv)
 	redis_conn_free(cache.conn);
 	if (st != HEX_OK) {
 		fprintf(stderr, "hexd user: %s: %s\n", argv[2],
-			st == HEX_NOT_FOUND ? "no such user" : err.message);
+		        st == HEX_NOT_FOUND ? "no such user" : err.message);
 		return 1;
 	}
 	printf("%s is now %s\n", u.email, user_role_name(u.role));

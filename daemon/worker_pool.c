@@ -68,7 +68,7 @@ static void *worker_main(void *arg)
 }
 
 struct worker_pool *worker_pool_new(const char *name, int threads, int queue_max,
-				    worker_init_fn init, worker_fini_fn fini, void *arg)
+                                    worker_init_fn init, worker_fini_fn fini, void *arg)
 {
 	struct worker_pool *p = xcalloc(1, sizeof *p);
 	p->name = name;

@@ -16,7 +16,7 @@ typedef void (*worker_job_fn)(void *job, void *ctx);
 
 /* Starts the threads and waits until each ran init; NULL if any init failed. */
 struct worker_pool *worker_pool_new(const char *name, int threads, int queue_max,
-				    worker_init_fn init, worker_fini_fn fini, void *arg);
+                                    worker_init_fn init, worker_fini_fn fini, void *arg);
 /* False if the queue is full or the pool is stopping; the job was not taken then. */
 bool worker_pool_submit(struct worker_pool *p, worker_job_fn fn, void *job);
 int worker_pool_depth(struct worker_pool *p);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 static void reply_tokens(struct http_exchange *x, enum hex_status st, struct auth_tokens *t,
-			 const struct hex_err *err)
+                         const struct hex_err *err)
 {
 	if (st == HEX_OK)
 		http_reply_json(x, 200, json_auth_tokens(t));

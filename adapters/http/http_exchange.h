@@ -18,12 +18,12 @@ struct http_route;
 enum http_method { HTTP_GET = 0, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_PATCH, HTTP_OTHER };
 
 #define HTTP_REQUEST_ID_MAX 128
-#define HTTP_MAX_PARAMS	    2
+#define HTTP_MAX_PARAMS     2
 #define HTTP_MAX_HEADERS    4
 
 struct http_header {
 	const char *name; /* static string */
-	char *value;	  /* owned */
+	char *value;      /* owned */
 };
 
 struct http_exchange {
@@ -33,18 +33,18 @@ struct http_exchange {
 	char *query; /* owned raw query string, or NULL */
 	const struct http_route *route;
 	char *params[HTTP_MAX_PARAMS]; /* owned values of the route's :params */
-	char *authorization;	       /* owned header copies, or NULL */
-	char *body;		       /* owned, NUL-terminated, body_len bytes */
+	char *authorization;           /* owned header copies, or NULL */
+	char *body;                    /* owned, NUL-terminated, body_len bytes */
 	size_t body_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1];
 	char client_addr[64];
 
 	/* Filled in the worker before the handler runs. */
-	json_t *json;		  /* parsed body of a JSON route */
+	json_t *json;            /* parsed body of a JSON route */
 	struct principal caller; /* valid on routes with bearer auth */
 
 	/* The reply. */
-	int status; /* 0 until a reply is set */
+	int status;       /* 0 until a reply is set */
 	char *reply_body; /* owned; NULL for no body */
 	size_t reply_len;
 	struct http_header headers[HTTP_MAX_HEADERS];
@@ -66,7 +66,7 @@ void http_reply_empty(struct http_exchange *x, int status);
 void http_reply_error(struct http_exchange *x, enum hex_status st, const struct hex_err *err);
 /* An error with an HTTP-only code (405, 413, 415, 404 route). */
 void http_reply_error_code(struct http_exchange *x, int status, const char *code,
-			   const char *message);
+                           const char *message);
 /* Adds a response header; name must be a static string. */
 void http_reply_header(struct http_exchange *x, const char *name, const char *value);
 

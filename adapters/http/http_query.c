@@ -40,7 +40,7 @@ enum hex_status http_query_limit(const struct http_exchange *x, int *limit, stru
 	free(v);
 	if (!ok)
 		return hex_fail(err, HEX_INVALID, "limit", "limit must be an integer from 1 to %d",
-				HEX_LIST_MAX);
+		                HEX_LIST_MAX);
 	*limit = (int)n;
 	return HEX_OK;
 }
@@ -55,7 +55,7 @@ void http_cursor_encode_user(const struct user *last, char *out, size_t out_len)
 }
 
 enum hex_status http_cursor_decode_user(const char *text, struct user_cursor *out,
-					struct hex_err *err)
+                                        struct hex_err *err)
 {
 	char raw[96];
 	size_t n = 0;

@@ -10,12 +10,12 @@ char *http_query_get(const struct http_exchange *x, const char *name);
 
 /* ?limit=: 1..HEX_LIST_MAX, default 20. HEX_INVALID naming "limit". */
 enum hex_status http_query_limit(const struct http_exchange *x, int *limit,
-				 struct hex_err *err) HEX_MUST_CHECK;
+                                 struct hex_err *err) HEX_MUST_CHECK;
 
 /* Opaque cursor text of a user list position (out: at least 96 bytes). */
 void http_cursor_encode_user(const struct user *last, char *out, size_t out_len);
 /* HEX_INVALID naming "cursor" when the text is not a cursor we made. */
 enum hex_status http_cursor_decode_user(const char *text, struct user_cursor *out,
-					struct hex_err *err) HEX_MUST_CHECK;
+                                        struct hex_err *err) HEX_MUST_CHECK;
 
 #endif

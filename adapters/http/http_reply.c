@@ -13,15 +13,15 @@ struct status_map {
 };
 
 static const struct status_map status_table[HEX_STATUS_COUNT] = {
-	[HEX_OK] = {200, "ok"},
-	[HEX_INVALID] = {400, "invalid request"},
-	[HEX_UNAUTHENTICATED] = {401, "authentication required"},
-	[HEX_FORBIDDEN] = {403, "not allowed"},
-	[HEX_NOT_FOUND] = {404, "not found"},
-	[HEX_CONFLICT] = {409, "conflict"},
-	[HEX_RATE_LIMITED] = {429, "too many requests"},
-	[HEX_UNAVAILABLE] = {503, "a dependency is unavailable"},
-	[HEX_INTERNAL] = {500, "internal error"},
+    [HEX_OK] = {200, "ok"},
+    [HEX_INVALID] = {400, "invalid request"},
+    [HEX_UNAUTHENTICATED] = {401, "authentication required"},
+    [HEX_FORBIDDEN] = {403, "not allowed"},
+    [HEX_NOT_FOUND] = {404, "not found"},
+    [HEX_CONFLICT] = {409, "conflict"},
+    [HEX_RATE_LIMITED] = {429, "too many requests"},
+    [HEX_UNAVAILABLE] = {503, "a dependency is unavailable"},
+    [HEX_INTERNAL] = {500, "internal error"},
 };
 
 void http_reply_header(struct http_exchange *x, const char *name, const char *value)
@@ -51,17 +51,17 @@ void http_reply_empty(struct http_exchange *x, int status)
 }
 
 static void reply_error_body(struct http_exchange *x, int status, const char *code,
-			     const char *message, const char *field)
+                             const char *message, const char *field)
 {
-	json_t *body = json_pack("{s:s, s:s, s:s}", "error", message, "code", code,
-				 "request_id", x->request_id);
+	json_t *body = json_pack("{s:s, s:s, s:s}", "error", message, "code", code, "request_id",
+	                         x->request_id);
 	if (field != NULL)
 		json_object_set_new(body, "field", json_string(field));
 	http_reply_json(x, status, body);
 }
 
 void http_reply_error_code(struct http_exchange *x, int status, const char *code,
-			   const char *message)
+                           const char *message)
 {
 	reply_error_body(x, status, code, message, NULL);
 }
@@ -79,11 +79,12 @@ void http_reply_error(struct http_exchange *x, enum hex_status st, const struct 
 	if (st == HEX_RATE_LIMITED) {
 		char secs[16];
 		snprintf(secs, sizeof secs, "%d",
-			 err != NULL && err->retry_after_s > 0 ? err->retry_after_s : 1);
+		         err != NULL && err->retry_after_s > 0 ? err->retry_after_s : 1);
 		http_reply_header(x, "Retry-After", secs);
 	}
 	reply_error_body(x, m->http, code, detail ? err->message : m->message,
-			 err != NULL && st == HEX_INVALID ? err->field : NULL);
+	                 err != NULL && (st == HEX_INVALID || st == HEX_CONFLICT) ? err->field
+	                                                                          : NULL);
 }
 
 void http_exchange_free(struct http_exchange *x)

@@ -7,21 +7,21 @@
 #include <string.h>
 
 static const struct http_route routes[] = {
-	{HTTP_GET, "/healthz", AUTH_NONE, BODY_NONE, POOL_INLINE, http_health_live},
-	{HTTP_GET, "/readyz", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_health_ready},
-	{HTTP_POST, "/v1/users", AUTH_NONE, BODY_JSON, POOL_KDF, http_users_create},
-	{HTTP_GET, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_list},
-	{HTTP_PUT, "/v1/users", AUTH_BEARER, BODY_JSON, POOL_KDF, http_users_update},
-	{HTTP_DELETE, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_delete},
-	{HTTP_GET, "/v1/users/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_show},
-	{HTTP_POST, "/v1/login", AUTH_NONE, BODY_JSON, POOL_KDF, http_auth_login},
-	{HTTP_POST, "/v1/token/refresh", AUTH_NONE, BODY_JSON, POOL_DEFAULT, http_auth_refresh},
-	{HTTP_POST, "/v1/logout", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_auth_logout},
+    {HTTP_GET, "/healthz", AUTH_NONE, BODY_NONE, POOL_INLINE, http_health_live},
+    {HTTP_GET, "/readyz", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_health_ready},
+    {HTTP_POST, "/v1/users", AUTH_NONE, BODY_JSON, POOL_KDF, http_users_create},
+    {HTTP_GET, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_list},
+    {HTTP_PUT, "/v1/users", AUTH_BEARER, BODY_JSON, POOL_KDF, http_users_update},
+    {HTTP_DELETE, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_delete},
+    {HTTP_GET, "/v1/users/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_show},
+    {HTTP_POST, "/v1/login", AUTH_NONE, BODY_JSON, POOL_KDF, http_auth_login},
+    {HTTP_POST, "/v1/token/refresh", AUTH_NONE, BODY_JSON, POOL_DEFAULT, http_auth_refresh},
+    {HTTP_POST, "/v1/logout", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_auth_logout},
 };
 
 static const char *const method_names[] = {
-	[HTTP_GET] = "GET",	  [HTTP_POST] = "POST",	  [HTTP_PUT] = "PUT",
-	[HTTP_DELETE] = "DELETE", [HTTP_PATCH] = "PATCH", [HTTP_OTHER] = "OTHER",
+    [HTTP_GET] = "GET",       [HTTP_POST] = "POST",   [HTTP_PUT] = "PUT",
+    [HTTP_DELETE] = "DELETE", [HTTP_PATCH] = "PATCH", [HTTP_OTHER] = "OTHER",
 };
 
 const char *http_method_name(enum http_method m)
@@ -30,8 +30,8 @@ const char *http_method_name(enum http_method m)
 }
 
 /* Matches path against pattern; on success stores up to HTTP_MAX_PARAMS captures. */
-static bool pattern_match(const char *pattern, const char *path,
-			  const char *caps[HTTP_MAX_PARAMS], size_t caplen[HTTP_MAX_PARAMS])
+static bool pattern_match(const char *pattern, const char *path, const char *caps[HTTP_MAX_PARAMS],
+                          size_t caplen[HTTP_MAX_PARAMS])
 {
 	int ncap = 0;
 	while (*pattern != '\0' && *path != '\0') {
@@ -53,8 +53,8 @@ static bool pattern_match(const char *pattern, const char *path,
 }
 
 enum http_match http_routes_match(enum http_method method, const char *path,
-				  const struct http_route **route, char *params[HTTP_MAX_PARAMS],
-				  char *allow, size_t allow_len)
+                                  const struct http_route **route, char *params[HTTP_MAX_PARAMS],
+                                  char *allow, size_t allow_len)
 {
 	bool path_known = false;
 	allow[0] = '\0';

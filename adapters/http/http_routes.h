@@ -26,8 +26,8 @@ enum http_match { MATCH_OK, MATCH_NO_PATH, MATCH_NO_METHOD };
  * set. MATCH_NO_METHOD: allow gets the comma-separated methods the path supports.
  */
 enum http_match http_routes_match(enum http_method method, const char *path,
-				  const struct http_route **route, char *params[HTTP_MAX_PARAMS],
-				  char *allow, size_t allow_len);
+                                  const struct http_route **route, char *params[HTTP_MAX_PARAMS],
+                                  char *allow, size_t allow_len);
 const char *http_method_name(enum http_method m);
 
 #endif

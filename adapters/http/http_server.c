@@ -28,6 +28,7 @@ struct http_server {
 	pthread_mutex_t done_mu;
 	struct http_exchange *done_head, *done_tail;
 	int in_flight; /* loop thread only */
+	bool draining;
 };
 
 static int64_t now_us(void)
@@ -50,7 +51,7 @@ static void new_request_id(char out[HTTP_REQUEST_ID_MAX + 1])
 	}
 	state = a;
 	snprintf(out, HTTP_REQUEST_ID_MAX + 1, "%016llx%016llx", (unsigned long long)parts[0],
-		 (unsigned long long)parts[1]);
+	         (unsigned long long)parts[1]);
 }
 
 static bool request_id_ok(const char *v)
@@ -58,19 +59,27 @@ static bool request_id_ok(const char *v)
 	size_t n = strlen(v);
 	if (n == 0 || n > HTTP_REQUEST_ID_MAX)
 		return false;
-	return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") ==
-	       n;
+	return strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
 }
 
 static const struct {
 	int status;
 	const char *reason;
 } reasons[] = {
-	{200, "OK"},		     {201, "Created"},		    {204, "No Content"},
-	{400, "Bad Request"},	     {401, "Unauthorized"},	    {403, "Forbidden"},
-	{404, "Not Found"},	     {405, "Method Not Allowed"},   {409, "Conflict"},
-	{413, "Payload Too Large"},  {415, "Unsupported Media Type"}, {429, "Too Many Requests"},
-	{500, "Internal Server Error"}, {503, "Service Unavailable"},
+    {200, "OK"},
+    {201, "Created"},
+    {204, "No Content"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Payload Too Large"},
+    {415, "Unsupported Media Type"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
 };
 
 static const char *reason_phrase(int status)
@@ -85,11 +94,11 @@ static void log_access(const struct http_exchange *x)
 {
 	char fields[512];
 	snprintf(fields, sizeof fields,
-		 "\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,\"duration_us\":%lld%s%s%s",
-		 http_method_name(x->method), x->route != NULL ? x->route->pattern : "unmatched",
-		 x->status, (long long)(now_us() - x->start_us),
-		 x->caller.user.id[0] != '\0' ? ",\"user_id\":\"" : "", x->caller.user.id,
-		 x->caller.user.id[0] != '\0' ? "\"" : "");
+	         "\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,\"duration_us\":%lld%s%s%s",
+	         http_method_name(x->method), x->route != NULL ? x->route->pattern : "unmatched",
+	         x->status, (long long)(now_us() - x->start_us),
+	         x->caller.user.id[0] != '\0' ? ",\"user_id\":\"" : "", x->caller.user.id,
+	         x->caller.user.id[0] != '\0' ? "\"" : "");
 	logger_set_context(x->request_id, NULL);
 	logger_write_fields(LOGGER_INFO, "http_request", fields);
 	logger_set_context(NULL, NULL);
@@ -107,6 +116,8 @@ static void send_reply(struct http_exchange *x)
 	}
 	for (int i = 0; i < x->nheaders; i++)
 		evhttp_add_header(out, x->headers[i].name, x->headers[i].value);
+	if (x->server->draining) /* tell keep-alive clients to go elsewhere */
+		evhttp_add_header(out, "Connection", "close");
 	evhttp_send_reply(req, x->status, reason_phrase(x->status), NULL);
 	x->server->in_flight--;
 	log_access(x);
@@ -161,12 +172,14 @@ static void run_exchange(void *job, void *ctx)
 	const struct http_route *r = x->route;
 	const char *token;
 	logger_set_context(x->request_id, NULL);
-	if (r->body == BODY_JSON && json_body_parse(x->body, x->body_len, &x->json, &err) != HEX_OK) {
+	if (r->body == BODY_JSON &&
+	    json_body_parse(x->body, x->body_len, &x->json, &err) != HEX_OK) {
 		http_reply_error(x, HEX_INVALID, &err);
 	} else if (r->auth == AUTH_BEARER && !bearer_token(x->authorization, &token)) {
-		http_reply_error(x, hex_fail(&err, HEX_UNAUTHENTICATED, NULL,
-					     "a Bearer access token is required"),
-				 &err);
+		http_reply_error(
+		    x,
+		    hex_fail(&err, HEX_UNAUTHENTICATED, NULL, "a Bearer access token is required"),
+		    &err);
 	} else if (r->auth == AUTH_BEARER) {
 		enum hex_status st = auth_service_authenticate(&svc->auth, token, &x->caller, &err);
 		if (st == HEX_OK)
@@ -187,9 +200,8 @@ static const struct {
 	enum evhttp_cmd_type cmd;
 	enum http_method method;
 } methods[] = {
-	{EVHTTP_REQ_GET, HTTP_GET},	  {EVHTTP_REQ_POST, HTTP_POST},
-	{EVHTTP_REQ_PUT, HTTP_PUT},	  {EVHTTP_REQ_DELETE, HTTP_DELETE},
-	{EVHTTP_REQ_PATCH, HTTP_PATCH},
+    {EVHTTP_REQ_GET, HTTP_GET},       {EVHTTP_REQ_POST, HTTP_POST},   {EVHTTP_REQ_PUT, HTTP_PUT},
+    {EVHTTP_REQ_DELETE, HTTP_DELETE}, {EVHTTP_REQ_PATCH, HTTP_PATCH},
 };
 
 static enum http_method method_of(struct evhttp_request *req)
@@ -273,17 +285,17 @@ static void on_request(struct evhttp_request *req, void *arg)
 	case MATCH_NO_METHOD:
 		http_reply_header(x, "Allow", allow);
 		http_reply_error_code(x, 405, "method_not_allowed",
-				      "method not allowed on this route");
+		                      "method not allowed on this route");
 		send_reply(x);
 		return;
 	case MATCH_OK:
 		break;
 	}
 	if (x->route->body == BODY_JSON &&
-	    !is_json_type(evhttp_find_header(evhttp_request_get_input_headers(req),
-					     "Content-Type"))) {
+	    !is_json_type(
+	        evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type"))) {
 		http_reply_error_code(x, 415, "unsupported_media_type",
-				      "request body must be application/json");
+		                      "request body must be application/json");
 		send_reply(x);
 		return;
 	}
@@ -299,9 +311,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 }
 
-struct http_server *http_server_new(struct event_base *base,
-				    const struct http_server_config *cfg,
-				    struct http_executor exec, struct hex_err *err)
+struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg,
+                                    struct http_executor exec, struct hex_err *err)
 {
 	struct http_server *s = xcalloc(1, sizeof *s);
 	s->base = base;
@@ -314,8 +325,8 @@ struct http_server *http_server_new(struct event_base *base,
 	evhttp_set_timeout(s->http, 30);
 	evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-						    EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
-						    EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+	                                        EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(s->http, on_request, s);
 
 	char host[256];
@@ -336,7 +347,7 @@ struct http_server *http_server_new(struct event_base *base,
 	s->bound = evhttp_bind_socket_with_handle(s->http, h, (ev_uint16_t)atoi(colon + 1));
 	if (s->bound == NULL) {
 		hex_fail(err, HEX_UNAVAILABLE, "http_listen", "cannot listen on %s (in use?)",
-			 cfg->listen);
+		         cfg->listen);
 		goto fail;
 	}
 	return s;
@@ -347,6 +358,7 @@ fail:
 
 void http_server_stop_accepting(struct http_server *s)
 {
+	s->draining = true;
 	if (s->bound != NULL) {
 		evhttp_del_accept_socket(s->http, s->bound);
 		s->bound = NULL;

@@ -29,9 +29,8 @@ struct http_server_config {
 };
 
 /* NULL + err when the address cannot be bound. The base must have pthreads enabled. */
-struct http_server *http_server_new(struct event_base *base,
-				    const struct http_server_config *cfg,
-				    struct http_executor exec, struct hex_err *err);
+struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg,
+                                    struct http_executor exec, struct hex_err *err);
 /* Closes the listening socket; connections already open are still served. */
 void http_server_stop_accepting(struct http_server *s);
 /* Requests received and not yet answered. */

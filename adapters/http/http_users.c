@@ -44,9 +44,9 @@ void http_users_show(struct http_exchange *x, struct hex_services *svc)
 		return;
 	}
 	if (caller->role != ROLE_ADMIN) {
-		http_reply_error(x, hex_fail(&err, HEX_FORBIDDEN, NULL,
-					     "you may only read your own user"),
-				 &err);
+		http_reply_error(
+		    x, hex_fail(&err, HEX_FORBIDDEN, NULL, "you may only read your own user"),
+		    &err);
 		return;
 	}
 	struct user u;
@@ -94,7 +94,7 @@ void http_users_list(struct http_exchange *x, struct hex_services *svc)
 		enum membership m;
 		if (!membership_parse(membership, &m)) {
 			st = hex_fail(&err, HEX_INVALID, "membership",
-				      "membership must be free or member");
+			              "membership must be free or member");
 			goto out;
 		}
 		f.membership = (int)m;

@@ -10,7 +10,7 @@ enum hex_status json_body_parse(const char *body, size_t len, json_t **out, stru
 	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (v == NULL)
 		return hex_fail(err, HEX_INVALID, "body", "request body is not valid JSON: %s",
-				jerr.text);
+		                jerr.text);
 	if (!json_is_object(v)) {
 		json_decref(v);
 		return hex_fail(err, HEX_INVALID, "body", "request body must be a JSON object");
@@ -19,16 +19,14 @@ enum hex_status json_body_parse(const char *body, size_t len, json_t **out, stru
 	return HEX_OK;
 }
 
-enum hex_status json_body_string(json_t *obj, const char *field, bool required,
-				 const char **out, struct hex_err *err)
+enum hex_status json_body_string(json_t *obj, const char *field, bool required, const char **out,
+                                 struct hex_err *err)
 {
 	json_t *v = json_object_get(obj, field);
 	*out = NULL;
-	if (v == NULL || json_is_null(v)) {
-		if (!required)
-			return HEX_OK;
-		return hex_fail(err, HEX_INVALID, field, "%s is required", field);
-	}
+	if (v == NULL)
+		return required ? hex_fail(err, HEX_INVALID, field, "%s is required", field)
+		                : HEX_OK;
 	if (!json_is_string(v))
 		return hex_fail(err, HEX_INVALID, field, "%s must be a string", field);
 	*out = json_string_value(v);

@@ -12,13 +12,14 @@
  * data and anything but an object (HEX_INVALID, field "body").
  */
 enum hex_status json_body_parse(const char *body, size_t len, json_t **out,
-				struct hex_err *err) HEX_MUST_CHECK;
+                                struct hex_err *err) HEX_MUST_CHECK;
 
 /*
  * *out borrows the string member `field` of obj (valid while obj lives); NULL when the
- * member is absent (or null) and not required. HEX_INVALID naming the field otherwise.
+ * member is absent and not required. HEX_INVALID naming the field otherwise (null is
+ * not a string: a client that sends it gets told, not silently ignored).
  */
-enum hex_status json_body_string(json_t *obj, const char *field, bool required,
-				 const char **out, struct hex_err *err) HEX_MUST_CHECK;
+enum hex_status json_body_string(json_t *obj, const char *field, bool required, const char **out,
+                                 struct hex_err *err) HEX_MUST_CHECK;
 
 #endif

@@ -12,7 +12,7 @@ struct rate_limiter_ops {
 	 * reach its store answers HEX_OK (fails open) and counts the error.
 	 */
 	enum hex_status (*hit)(void *self, const char *key, int limit, int window_s,
-			       int *retry_after_s);
+	                       int *retry_after_s);
 };
 
 struct rate_limiter {

@@ -21,7 +21,7 @@ struct refresh_repo_ops {
 	 * expired.
 	 */
 	enum hex_status (*rotate)(void *self, const char *old_jti, int64_t now_us,
-				  struct refresh_record *next, struct refresh_record *out);
+	                          struct refresh_record *next, struct refresh_record *out);
 	/* Revokes every token of the family (on reuse). */
 	enum hex_status (*revoke_family)(void *self, const char *family_id);
 };

@@ -10,8 +10,8 @@ struct user_repo_ops {
 	/* HEX_NOT_FOUND if no such user. */
 	enum hex_status (*get)(void *self, const char *id, struct user *out);
 	/* Looks up by normalised email; hash gets the stored password hash (size hash_len). */
-	enum hex_status (*get_by_email)(void *self, const char *email, struct user *out,
-					char *hash, size_t hash_len);
+	enum hex_status (*get_by_email)(void *self, const char *email, struct user *out, char *hash,
+	                                size_t hash_len);
 	/* Password hash of user id. */
 	enum hex_status (*get_hash)(void *self, const char *id, char *hash, size_t hash_len);
 	/*
@@ -22,7 +22,7 @@ struct user_repo_ops {
 	 * HEX_NOT_FOUND if gone; on failure nothing changed.
 	 */
 	enum hex_status (*update)(void *self, const struct user *u, const char *password_hash,
-				  bool end_sessions, struct user *out);
+	                          bool end_sessions, struct user *out);
 	/* Deletes the user and everything it owns (refresh tokens, ...) in one transaction. */
 	enum hex_status (*remove)(void *self, const char *id);
 	enum hex_status (*list)(void *self, const struct user_filter *f, struct user_page *out);
@@ -31,7 +31,7 @@ struct user_repo_ops {
 	 * every refresh token revoked. out gets the updated user.
 	 */
 	enum hex_status (*revoke_sessions)(void *self, const char *id, int64_t now_us,
-					   struct user *out);
+	                                   struct user *out);
 };
 
 struct user_repo {

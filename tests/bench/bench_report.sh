@@ -41,6 +41,8 @@ bench_machine() {
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 	printf -- '- Machine: %s CPUs (%s), %s RAM, Linux %s\n' "$(nproc)" "${cpu:-unknown}" \
 		"$mem" "$(uname -r)"
+	printf -- '- Load average (1, 5, 15 min) before the run: %s; after: %s\n' \
+		"$BENCH_LOAD_BEFORE" "$BENCH_LOAD_AFTER"
 }
 
 bench_versions() {

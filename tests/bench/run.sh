@@ -188,6 +188,8 @@ bench_summary() {
 main() {
 	local started=$SECONDS
 	BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+	# Other work on the machine skews every number; the report says how busy it was.
+	BENCH_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 	BENCH_COMMAND="tests/bench/run.sh"
 	local var
 	for var in HEX_BENCH_DURATION HEX_BENCH_WARMUP HEX_BENCH_LOGIN_USERS HEX_BENCH_LOG_LEVEL \
@@ -243,6 +245,7 @@ main() {
 	wc -l "$(bench_hexd_log A)" "$(bench_hexd_log B)" | sed "s|$BENCH_TMP/||" \
 		>"$BENCH_RAW/hexd-log-lines.txt"
 	BENCH_ELAPSED=$((SECONDS - started))
+	BENCH_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 	rm -rf "$BENCH_DIR/last-run"
 	cp -r "$BENCH_RAW" "$BENCH_DIR/last-run"
