@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum config_type { T_STR, T_INT, T_LISTEN, T_ENUM, T_SECRET };
+enum config_type { T_STR, T_INT, T_LISTEN, T_ENUM, T_SECRET, T_BOOL };
 
 struct config_entry {
 	const char *name; /* file key; the env variable is HEX_ + upper case */
@@ -70,6 +70,13 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
     [CFG_LOG_FORMAT] = {"log_format", T_ENUM, "json", 0, 0, "json|text", 0, "log line format"},
     [CFG_LOG_LEVEL] = {"log_level", T_ENUM, "info", 0, 0, "debug|info|warn|error", 0,
                        "lowest level logged"},
+    [CFG_ACCESS_LOG] = {"access_log", T_BOOL, "on", 0, 0, NULL, 0,
+                        "one JSON log line per request (on|off)"},
+    [CFG_METRICS] = {"metrics", T_BOOL, "on", 0, 0, NULL, 0,
+                     "per-route request counters, latency histograms and windows (on|off)"},
+    [CFG_METRICS_LISTEN] = {"metrics_listen", T_STR, "", 0, 0, NULL, 0,
+                            "address:port serving GET /metrics alone; empty = on the v1 "
+                            "listener"},
     [CFG_MEMBERSHIP_API_KEY] = {"membership_api_key", T_SECRET, "", 0, 0, NULL, 16,
                                 "ApiKey for POST /v1/membership/webhooks"},
     [CFG_STRIPE_SECRET_KEY] = {"stripe_secret_key", T_SECRET, "", 0, 0, NULL, 0,
@@ -221,7 +228,18 @@ static bool check_value(int k, const char *v, char *msg, size_t msglen)
 			return false;
 		}
 		return true;
+	case T_BOOL:
+		if (!enum_has("on|off|true|false|1|0|yes|no", v)) {
+			snprintf(msg, msglen, "%s: must be on or off, got \"%s\"", env, v);
+			return false;
+		}
+		return true;
 	case T_STR:
+		if (k == CFG_METRICS_LISTEN && *v != '\0' && !valid_listen(v)) {
+			snprintf(msg, msglen, "%s: must be address:port or empty, got \"%s\"", env,
+			         v);
+			return false;
+		}
 		return true;
 	}
 	return true;
@@ -265,6 +283,11 @@ long config_int(const struct config *cfg, enum config_key k)
 	long n = 0;
 	(void)parse_long(cfg->values[k], &n); /* validated by config_load */
 	return n;
+}
+
+bool config_bool(const struct config *cfg, enum config_key k)
+{
+	return enum_has("on|true|1|yes", cfg->values[k]); /* validated by config_load */
 }
 
 bool config_require(const struct config *cfg, enum config_key k, char *msg, size_t msglen)

@@ -34,6 +34,9 @@ enum config_key {
 	CFG_SHUTDOWN_TIMEOUT,
 	CFG_LOG_FORMAT,
 	CFG_LOG_LEVEL,
+	CFG_ACCESS_LOG,
+	CFG_METRICS,
+	CFG_METRICS_LISTEN,
 	CFG_MEMBERSHIP_API_KEY,
 	CFG_STRIPE_SECRET_KEY,
 	CFG_STRIPE_API_BASE,
@@ -56,6 +59,7 @@ void config_free(struct config *cfg);
 
 const char *config_str(const struct config *cfg, enum config_key k);
 long config_int(const struct config *cfg, enum config_key k);
+bool config_bool(const struct config *cfg, enum config_key k);
 /* Fails (false + msg) if the key is empty: for keys a command requires. */
 bool config_require(const struct config *cfg, enum config_key k, char *msg, size_t msglen);
 

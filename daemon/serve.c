@@ -1,10 +1,12 @@
 /* serve.c: `hexd serve`: migrate, start the pools and listeners, run until a signal. */
 #include "daemon/commands.h"
 
+#include "adapters/http/http_metrics.h"
 #include "adapters/http/http_server.h"
 #include "adapters/postgres/pg_conn.h"
 #include "adapters/postgres/pg_migrate.h"
 #include "core/logger.h"
+#include "daemon/daemon_metrics.h"
 #include "daemon/worker_pool.h"
 
 #include <event2/event.h>
@@ -19,6 +21,7 @@ struct server {
 	struct event_base *base;
 	struct worker_pool *pools[POOL_COUNT];
 	struct http_server *http;
+	struct http_server *metrics_http; /* only when metrics_listen is set */
 	struct event *sig_term, *sig_int, *drain_timer;
 	int64_t drain_deadline_ms, flush_until_ms;
 	bool draining;
@@ -54,11 +57,17 @@ static int64_t monotonic_ms(void)
  */
 #define DRAIN_FLUSH_MS 200
 
+static int in_flight(struct server *s)
+{
+	return http_server_in_flight(s->http) +
+	       (s->metrics_http != NULL ? http_server_in_flight(s->metrics_http) : 0);
+}
+
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
 	int64_t now = monotonic_ms();
-	int left = http_server_in_flight(s->http);
+	int left = in_flight(s);
 	if (left > 0 && now < s->drain_deadline_ms)
 		return;
 	if (left > 0) {
@@ -83,8 +92,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	s->draining = true;
 	log_info("shutdown", "signal %d: no new connections; draining %d in-flight requests",
-	         (int)sig, http_server_in_flight(s->http));
+	         (int)sig, in_flight(s));
 	http_server_stop_accepting(s->http);
+	if (s->metrics_http != NULL)
+		http_server_stop_accepting(s->metrics_http);
 	s->drain_deadline_ms =
 	    monotonic_ms() + 1000 * config_int(&s->app->cfg, CFG_SHUTDOWN_TIMEOUT);
 	struct timeval tick = {0, 20 * 1000};
@@ -118,11 +129,44 @@ static bool migrate_at_start(struct app *app)
 	return true;
 }
 
+static bool start_listeners(struct server *s)
+{
+	struct config *cfg = &s->app->cfg;
+	struct hex_err err = {0};
+	const char *metrics_listen = config_str(cfg, CFG_METRICS_LISTEN);
+	bool separate_metrics = metrics_listen[0] != '\0';
+	struct http_server_config hc = {
+	    .listen = config_str(cfg, CFG_HTTP_LISTEN),
+	    .listeners = 1u << LISTEN_API | (separate_metrics ? 0 : 1u << LISTEN_METRICS),
+	    .body_limit = (size_t)config_int(cfg, CFG_BODY_LIMIT),
+	    .access_log = config_bool(cfg, CFG_ACCESS_LOG),
+	    .metrics = config_bool(cfg, CFG_METRICS),
+	};
+	struct http_executor exec = {&executor_ops, s};
+	s->http = http_server_new(s->base, &hc, exec, &err);
+	if (s->http == NULL) {
+		fprintf(stderr, "hexd: HEX_HTTP_LISTEN: %s\n", err.message);
+		return false;
+	}
+	if (separate_metrics) {
+		hc.listen = metrics_listen;
+		hc.listeners = 1u << LISTEN_METRICS;
+		s->metrics_http = http_server_new(s->base, &hc, exec, &err);
+		if (s->metrics_http == NULL) {
+			fprintf(stderr, "hexd: HEX_METRICS_LISTEN: %s\n", err.message);
+			return false;
+		}
+	}
+	log_info("listening", "hexd %s serving v1 on http://%s, metrics on http://%s/metrics",
+	         HEX_VERSION, config_str(cfg, CFG_HTTP_LISTEN),
+	         separate_metrics ? metrics_listen : config_str(cfg, CFG_HTTP_LISTEN));
+	return true;
+}
+
 int cmd_serve(struct app *app, int argc, char **argv)
 {
 	int rc = 1;
 	struct server s = {.app = app};
-	struct hex_err err = {0};
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(on_libevent_log);
 	evthread_use_pthreads();
@@ -134,23 +178,15 @@ int cmd_serve(struct app *app, int argc, char **argv)
 		fprintf(stderr, "hexd: could not start the workers (see the log above)\n");
 		goto out;
 	}
-	struct http_server_config hc = {
-	    .listen = config_str(&app->cfg, CFG_HTTP_LISTEN),
-	    .body_limit = (size_t)config_int(&app->cfg, CFG_BODY_LIMIT),
-	};
-	s.http = http_server_new(s.base, &hc, (struct http_executor){&executor_ops, &s}, &err);
-	if (s.http == NULL) {
-		fprintf(stderr, "hexd: HEX_HTTP_LISTEN: %s\n", err.message);
+	if (!start_listeners(&s))
 		goto out;
-	}
+	http_metrics_register();
+	daemon_metrics_register(s.pools, POOL_COUNT);
 	s.sig_term = evsignal_new(s.base, SIGTERM, on_signal, &s);
 	s.sig_int = evsignal_new(s.base, SIGINT, on_signal, &s);
 	s.drain_timer = event_new(s.base, -1, EV_PERSIST, on_drain_tick, &s);
 	event_add(s.sig_term, NULL);
 	event_add(s.sig_int, NULL);
-	log_info("listening", "hexd %s serving v1 on http://%s (%ld workers, %ld kdf workers)",
-	         HEX_VERSION, hc.listen, config_int(&app->cfg, CFG_WORKERS),
-	         config_int(&app->cfg, CFG_KDF_WORKERS));
 	event_base_dispatch(s.base);
 	rc = 0;
 	log_info("stopped", "hexd stopped");
@@ -159,6 +195,7 @@ out:
 	for (int i = 0; i < POOL_COUNT; i++)
 		worker_pool_free(s.pools[i]);
 	http_server_free(s.http);
+	http_server_free(s.metrics_http);
 	if (s.sig_term != NULL)
 		event_free(s.sig_term);
 	if (s.sig_int != NULL)

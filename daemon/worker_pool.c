@@ -28,6 +28,8 @@ struct worker_pool {
 	int cap, head, count;
 	bool stopping;
 	int ready, failed;
+	int busy;
+	unsigned long long rejected;
 	worker_init_fn init;
 	worker_fini_fn fini;
 	void *arg;
@@ -49,8 +51,12 @@ static void *worker_main(void *arg)
 	if (t->ctx == NULL)
 		return NULL;
 
+	bool ran = false;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
+		if (ran) /* the previous job is done: one lock per job, not two */
+			p->busy--;
+		ran = false;
 		while (p->count == 0 && !p->stopping)
 			pthread_cond_wait(&p->has_job, &p->mu);
 		if (p->count == 0) {
@@ -60,8 +66,10 @@ static void *worker_main(void *arg)
 		struct job_slot s = p->ring[p->head];
 		p->head = (p->head + 1) % p->cap;
 		p->count--;
+		p->busy++;
 		pthread_mutex_unlock(&p->mu);
 		s.fn(s.job, t->ctx);
+		ran = true;
 	}
 	p->fini(t->ctx);
 	return NULL;
@@ -109,17 +117,23 @@ bool worker_pool_submit(struct worker_pool *p, worker_job_fn fn, void *job)
 		p->ring[(p->head + p->count) % p->cap] = (struct job_slot){fn, job};
 		p->count++;
 		pthread_cond_signal(&p->has_job);
+	} else {
+		p->rejected++;
 	}
 	pthread_mutex_unlock(&p->mu);
 	return ok;
 }
 
-int worker_pool_depth(struct worker_pool *p)
+void worker_pool_stats(struct worker_pool *p, struct worker_pool_stats *out)
 {
 	pthread_mutex_lock(&p->mu);
-	int n = p->count;
+	*out = (struct worker_pool_stats){p->nthreads, p->count, p->busy, p->rejected};
 	pthread_mutex_unlock(&p->mu);
-	return n;
+}
+
+const char *worker_pool_name(const struct worker_pool *p)
+{
+	return p->name;
 }
 
 void worker_pool_free(struct worker_pool *p)

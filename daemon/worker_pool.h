@@ -19,7 +19,14 @@ struct worker_pool *worker_pool_new(const char *name, int threads, int queue_max
                                     worker_init_fn init, worker_fini_fn fini, void *arg);
 /* False if the queue is full or the pool is stopping; the job was not taken then. */
 bool worker_pool_submit(struct worker_pool *p, worker_job_fn fn, void *job);
-int worker_pool_depth(struct worker_pool *p);
+struct worker_pool_stats {
+	int threads;
+	int queued;
+	int busy;                    /* threads running a job now */
+	unsigned long long rejected; /* submits refused since start (queue full) */
+};
+void worker_pool_stats(struct worker_pool *p, struct worker_pool_stats *out);
+const char *worker_pool_name(const struct worker_pool *p);
 /* Runs what is queued, stops the threads, runs fini in each, frees. NULL ok. */
 void worker_pool_free(struct worker_pool *p);
 

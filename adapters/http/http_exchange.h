@@ -7,6 +7,7 @@
 #ifndef HEX_HTTP_EXCHANGE_H
 #define HEX_HTTP_EXCHANGE_H
 
+#include "adapters/http/http_trace.h"
 #include "core/services.h"
 
 #include <jansson.h>
@@ -37,6 +38,7 @@ struct http_exchange {
 	char *body;                    /* owned, NUL-terminated, body_len bytes */
 	size_t body_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1];
+	struct http_trace trace;
 	char client_addr[64];
 
 	/* Filled in the worker before the handler runs. */
@@ -47,6 +49,7 @@ struct http_exchange {
 	int status;       /* 0 until a reply is set */
 	char *reply_body; /* owned; NULL for no body */
 	size_t reply_len;
+	const char *content_type; /* static; NULL means JSON */
 	struct http_header headers[HTTP_MAX_HEADERS];
 	int nheaders;
 
@@ -62,6 +65,9 @@ typedef void (*http_handler_fn)(struct http_exchange *x, struct hex_services *sv
 /* Sets a JSON reply; steals body (which may be NULL for an empty reply). */
 void http_reply_json(struct http_exchange *x, int status, json_t *body);
 void http_reply_empty(struct http_exchange *x, int status);
+/* A non-JSON reply; takes ownership of the malloc'd body. content_type is static. */
+void http_reply_text(struct http_exchange *x, int status, const char *content_type, char *body,
+                     size_t len);
 /* Maps st through the one status table; err gives message, field and Retry-After. */
 void http_reply_error(struct http_exchange *x, enum hex_status st, const struct hex_err *err);
 /* An error with an HTTP-only code (405, 413, 415, 404 route). */

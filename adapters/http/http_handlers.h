@@ -8,6 +8,9 @@
 void http_health_live(struct http_exchange *x, struct hex_services *svc);
 void http_health_ready(struct http_exchange *x, struct hex_services *svc);
 
+/* http_metrics.c */
+void http_metrics_show(struct http_exchange *x, struct hex_services *svc);
+
 /* http_users.c */
 void http_users_create(struct http_exchange *x, struct hex_services *svc);
 void http_users_show(struct http_exchange *x, struct hex_services *svc);

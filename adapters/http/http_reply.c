@@ -50,6 +50,17 @@ void http_reply_empty(struct http_exchange *x, int status)
 	http_reply_json(x, status, NULL);
 }
 
+void http_reply_text(struct http_exchange *x, int status, const char *content_type, char *body,
+                     size_t len)
+{
+	if (x->status != 0)
+		abort(); /* exactly one reply per request */
+	x->status = status;
+	x->content_type = content_type;
+	x->reply_body = body;
+	x->reply_len = len;
+}
+
 static void reply_error_body(struct http_exchange *x, int status, const char *code,
                              const char *message, const char *field)
 {

@@ -4,19 +4,23 @@
 #include "adapters/http/http_handlers.h"
 #include "core/xmalloc.h"
 
+#include <assert.h>
+
 #include <string.h>
 
 static const struct http_route routes[] = {
-    {HTTP_GET, "/healthz", AUTH_NONE, BODY_NONE, POOL_INLINE, http_health_live},
-    {HTTP_GET, "/readyz", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_health_ready},
-    {HTTP_POST, "/v1/users", AUTH_NONE, BODY_JSON, POOL_KDF, http_users_create},
-    {HTTP_GET, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_list},
-    {HTTP_PUT, "/v1/users", AUTH_BEARER, BODY_JSON, POOL_KDF, http_users_update},
-    {HTTP_DELETE, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_delete},
-    {HTTP_GET, "/v1/users/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_show},
-    {HTTP_POST, "/v1/login", AUTH_NONE, BODY_JSON, POOL_KDF, http_auth_login},
-    {HTTP_POST, "/v1/token/refresh", AUTH_NONE, BODY_JSON, POOL_DEFAULT, http_auth_refresh},
-    {HTTP_POST, "/v1/logout", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_auth_logout},
+    {HTTP_GET, "/healthz", AUTH_NONE, BODY_NONE, POOL_INLINE, http_health_live, LISTEN_API},
+    {HTTP_GET, "/readyz", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_health_ready, LISTEN_API},
+    {HTTP_GET, "/metrics", AUTH_NONE, BODY_NONE, POOL_INLINE, http_metrics_show, LISTEN_METRICS},
+    {HTTP_POST, "/v1/users", AUTH_NONE, BODY_JSON, POOL_KDF, http_users_create, LISTEN_API},
+    {HTTP_GET, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_list, LISTEN_API},
+    {HTTP_PUT, "/v1/users", AUTH_BEARER, BODY_JSON, POOL_KDF, http_users_update, LISTEN_API},
+    {HTTP_DELETE, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_delete, LISTEN_API},
+    {HTTP_GET, "/v1/users/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_show, LISTEN_API},
+    {HTTP_POST, "/v1/login", AUTH_NONE, BODY_JSON, POOL_KDF, http_auth_login, LISTEN_API},
+    {HTTP_POST, "/v1/token/refresh", AUTH_NONE, BODY_JSON, POOL_DEFAULT, http_auth_refresh,
+     LISTEN_API},
+    {HTTP_POST, "/v1/logout", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_auth_logout, LISTEN_API},
 };
 
 static const char *const method_names[] = {
@@ -52,7 +56,24 @@ static bool pattern_match(const char *pattern, const char *path, const char *cap
 	return *pattern == '\0' && *path == '\0';
 }
 
-enum http_match http_routes_match(enum http_method method, const char *path,
+static_assert(sizeof routes / sizeof routes[0] <= HTTP_ROUTES_MAX, "raise HTTP_ROUTES_MAX");
+
+int http_routes_count(void)
+{
+	return (int)(sizeof routes / sizeof routes[0]);
+}
+
+int http_routes_index(const struct http_route *r)
+{
+	return (int)(r - routes);
+}
+
+const struct http_route *http_routes_at(int i)
+{
+	return &routes[i];
+}
+
+enum http_match http_routes_match(unsigned listeners, enum http_method method, const char *path,
                                   const struct http_route **route, char *params[HTTP_MAX_PARAMS],
                                   char *allow, size_t allow_len)
 {
@@ -61,7 +82,8 @@ enum http_match http_routes_match(enum http_method method, const char *path,
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		const char *caps[HTTP_MAX_PARAMS];
 		size_t caplen[HTTP_MAX_PARAMS];
-		if (!pattern_match(routes[i].pattern, path, caps, caplen))
+		if (!(listeners & (1u << routes[i].listener)) ||
+		    !pattern_match(routes[i].pattern, path, caps, caplen))
 			continue;
 		if (routes[i].method == method) {
 			*route = &routes[i];

@@ -1,6 +1,7 @@
 /* http_server.c: request intake on the loop thread, dispatch on workers, replies. */
 #include "adapters/http/http_server.h"
 
+#include "adapters/http/http_metrics.h"
 #include "adapters/json/json_body.h"
 #include "core/logger.h"
 #include "core/xmalloc.h"
@@ -24,6 +25,7 @@ struct http_server {
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
 	struct http_executor exec;
+	struct http_server_config cfg;
 	struct event *done_ev;
 	pthread_mutex_t done_mu;
 	struct http_exchange *done_head, *done_tail;
@@ -90,28 +92,32 @@ static const char *reason_phrase(int status)
 	return "Unknown";
 }
 
-static void log_access(const struct http_exchange *x)
+static void log_access(const struct http_exchange *x, int64_t duration_us)
 {
 	char fields[512];
+	const char *uid = x->caller.user.id;
 	snprintf(fields, sizeof fields,
 	         "\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,\"duration_us\":%lld%s%s%s",
 	         http_method_name(x->method), x->route != NULL ? x->route->pattern : "unmatched",
-	         x->status, (long long)(now_us() - x->start_us),
-	         x->caller.user.id[0] != '\0' ? ",\"user_id\":\"" : "", x->caller.user.id,
-	         x->caller.user.id[0] != '\0' ? "\"" : "");
-	logger_set_context(x->request_id, NULL);
-	logger_write_fields(LOGGER_INFO, "http_request", fields);
+	         x->status, (long long)duration_us, uid[0] != '\0' ? ",\"user_id\":\"" : "", uid,
+	         uid[0] != '\0' ? "\"" : "");
+	logger_set_context(x->request_id, x->trace.trace_id);
+	logger_write_fields(x->status >= 500 ? LOGGER_ERROR : LOGGER_INFO, "http_request", fields);
 	logger_set_context(NULL, NULL);
 }
-
 /* Loop thread: the one place where a reply leaves. */
 static void send_reply(struct http_exchange *x)
 {
 	struct evhttp_request *req = x->req;
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	char traceparent[HTTP_TRACEPARENT_LEN + 1];
+	http_trace_format(&x->trace, traceparent);
 	evhttp_add_header(out, "X-Request-Id", x->request_id);
+	evhttp_add_header(out, "traceparent", traceparent);
 	if (x->reply_body != NULL) {
-		evhttp_add_header(out, "Content-Type", "application/json; charset=utf-8");
+		evhttp_add_header(out, "Content-Type",
+		                  x->content_type != NULL ? x->content_type
+		                                          : "application/json; charset=utf-8");
 		evbuffer_add(evhttp_request_get_output_buffer(req), x->reply_body, x->reply_len);
 	}
 	for (int i = 0; i < x->nheaders; i++)
@@ -119,8 +125,13 @@ static void send_reply(struct http_exchange *x)
 	if (x->server->draining) /* tell keep-alive clients to go elsewhere */
 		evhttp_add_header(out, "Connection", "close");
 	evhttp_send_reply(req, x->status, reason_phrase(x->status), NULL);
-	x->server->in_flight--;
-	log_access(x);
+	struct http_server *s = x->server;
+	s->in_flight--;
+	int64_t duration_us = now_us() - x->start_us;
+	if (s->cfg.metrics)
+		http_metrics_record(x->route, x->status, duration_us);
+	if (s->cfg.access_log)
+		log_access(x, duration_us);
 	http_exchange_free(x);
 }
 
@@ -171,7 +182,7 @@ static void run_exchange(void *job, void *ctx)
 	struct hex_err err = {0};
 	const struct http_route *r = x->route;
 	const char *token;
-	logger_set_context(x->request_id, NULL);
+	logger_set_context(x->request_id, x->trace.trace_id);
 	if (r->body == BODY_JSON &&
 	    json_body_parse(x->body, x->body_len, &x->json, &err) != HEX_OK) {
 		http_reply_error(x, HEX_INVALID, &err);
@@ -244,6 +255,7 @@ static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_r
 	else
 		new_request_id(x->request_id);
 	x->authorization = header_copy(in, "Authorization");
+	http_trace_begin(&x->trace, evhttp_find_header(in, "traceparent"));
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
@@ -277,7 +289,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct http_exchange *x = exchange_new(s, req);
 	s->in_flight++;
 	char allow[64];
-	switch (http_routes_match(x->method, x->path, &x->route, x->params, allow, sizeof allow)) {
+	switch (http_routes_match(s->cfg.listeners, x->method, x->path, &x->route, x->params, allow,
+	                          sizeof allow)) {
 	case MATCH_NO_PATH:
 		http_reply_error_code(x, 404, "not_found", "no such route");
 		send_reply(x);
@@ -317,6 +330,7 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 	struct http_server *s = xcalloc(1, sizeof *s);
 	s->base = base;
 	s->exec = exec;
+	s->cfg = *cfg;
 	pthread_mutex_init(&s->done_mu, NULL);
 	s->done_ev = event_new(base, -1, 0, on_done, s);
 	s->http = evhttp_new(base);

@@ -25,7 +25,10 @@ struct http_executor {
 
 struct http_server_config {
 	const char *listen; /* "host:port" */
+	unsigned listeners; /* routes served: bits of (1 << enum http_listener) */
 	size_t body_limit;
+	bool access_log; /* one log line per request */
+	bool metrics;    /* per-route counters, histograms and latency windows */
 };
 
 /* NULL + err when the address cannot be bound. The base must have pthreads enabled. */

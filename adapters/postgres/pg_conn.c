@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/logger.h"
+#include "core/metrics.h"
 #include "core/xmalloc.h"
 
 /* A registered statement table and which of its statements this session has prepared. */
@@ -342,7 +343,12 @@ enum hex_status pg_conn_query(struct pg_conn *c, const struct pg_stmt *st,
 		s = prepare(c, st, prepared);
 	if (s != HEX_OK)
 		return s;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	PGresult *r = PQexecPrepared(c->conn, st->name, st->nparams, params, NULL, NULL, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	metrics_histogram_observe(&metrics_db_query, (t1.tv_sec - t0.tv_sec) * 1000000 +
+	                                                 (t1.tv_nsec - t0.tv_nsec) / 1000);
 	s = result_status(c, r, st->name);
 	if (s == HEX_OK && out != NULL) {
 		*out = r;

@@ -11,6 +11,7 @@
 
 #include "adapters/redis/redis_url.h"
 #include "core/logger.h"
+#include "core/metrics.h"
 #include "core/xmalloc.h"
 
 #define LOG_INTERVAL_S 10
@@ -194,7 +195,9 @@ redisReply *redis_conn_command(struct redis_conn *c, const char *fmt, ...)
 		return NULL;
 	va_list ap;
 	va_start(ap, fmt);
+	int64_t start = monotonic_us();
 	redisReply *r = redisvCommand(c->ctx, fmt, ap);
+	metrics_histogram_observe(&metrics_redis_command, monotonic_us() - start);
 	va_end(ap);
 	return conn_finish(c, r);
 }
@@ -204,7 +207,10 @@ redisReply *redis_conn_command_argv(struct redis_conn *c, int argc, const char *
 {
 	if (!conn_ready(c))
 		return NULL;
-	return conn_finish(c, redisCommandArgv(c->ctx, argc, argv, argvlen));
+	int64_t start = monotonic_us();
+	redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
+	metrics_histogram_observe(&metrics_redis_command, monotonic_us() - start);
+	return conn_finish(c, r);
 }
 
 static void free_replies(redisReply **replies, size_t n)
@@ -224,6 +230,7 @@ enum hex_status redis_conn_pipeline(struct redis_conn *c, const struct redis_cmd
 		replies[i] = NULL;
 	if (!conn_ready(c))
 		goto out;
+	int64_t start = monotonic_us();
 	for (size_t i = 0; i < n; i++) {
 		if (redisAppendCommandArgv(c->ctx, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) !=
 		    REDIS_OK) {
@@ -239,6 +246,7 @@ enum hex_status redis_conn_pipeline(struct redis_conn *c, const struct redis_cmd
 		}
 		replies[i] = r;
 	}
+	metrics_histogram_observe(&metrics_redis_command, monotonic_us() - start);
 	conn_good_reply(c);
 	for (size_t i = 0; i < n; i++) {
 		if (replies[i]->type == REDIS_REPLY_ERROR) {

@@ -1,0 +1,86 @@
+/* latency_window.c: per-second slots of log-bucketed latencies. */
+#include "core/latency_window.h"
+
+#include <string.h>
+
+/* Bucket i holds durations up to 10 µs * 1.25^i: 64 buckets reach ~13 s; the top one
+ * also takes anything larger. */
+static int64_t bucket_bound_us(int i)
+{
+	double b = 10.0;
+	for (int k = 0; k < i; k++)
+		b *= 1.25;
+	return (int64_t)b;
+}
+
+static int bucket_of(int64_t us)
+{
+	int i = 0;
+	double b = 10.0;
+	while (i < LATENCY_WINDOW_BUCKETS - 1 && (double)us > b) {
+		b *= 1.25;
+		i++;
+	}
+	return i;
+}
+
+void latency_window_record(struct latency_window *w, int64_t now_us, int64_t duration_us,
+                           int status)
+{
+	int64_t sec = now_us / 1000000;
+	int s = (int)(sec % LATENCY_WINDOW_SLOTS);
+	if (w->slot_sec[s] != sec) { /* a new second reuses the oldest slot */
+		w->slot_sec[s] = sec;
+		w->count[s] = 0;
+		w->errors[s] = 0;
+		memset(w->hist[s], 0, sizeof w->hist[s]);
+	}
+	w->count[s]++;
+	if (status >= 500)
+		w->errors[s]++;
+	w->hist[s][bucket_of(duration_us)]++;
+}
+
+static int64_t percentile(const uint64_t *hist, uint64_t count, double q)
+{
+	if (count == 0)
+		return 0;
+	uint64_t rank = (uint64_t)(q * (double)count + 0.999999);
+	if (rank == 0)
+		rank = 1;
+	uint64_t cum = 0;
+	for (int i = 0; i < LATENCY_WINDOW_BUCKETS; i++) {
+		cum += hist[i];
+		if (cum >= rank)
+			return bucket_bound_us(i);
+	}
+	return bucket_bound_us(LATENCY_WINDOW_BUCKETS - 1);
+}
+
+void latency_window_read(const struct latency_window *w, int64_t now_us, int seconds,
+                         struct latency_stats *out)
+{
+	if (seconds < 1)
+		seconds = 1;
+	if (seconds > LATENCY_WINDOW_SLOTS)
+		seconds = LATENCY_WINDOW_SLOTS;
+	int64_t now_sec = now_us / 1000000;
+	uint64_t hist[LATENCY_WINDOW_BUCKETS] = {0};
+	uint64_t count = 0, errors = 0;
+	for (int s = 0; s < LATENCY_WINDOW_SLOTS; s++) {
+		int64_t age = now_sec - w->slot_sec[s];
+		if (w->slot_sec[s] == 0 || age < 0 || age >= seconds)
+			continue;
+		count += w->count[s];
+		errors += w->errors[s];
+		for (int i = 0; i < LATENCY_WINDOW_BUCKETS; i++)
+			hist[i] += w->hist[s][i];
+	}
+	memset(out, 0, sizeof *out);
+	out->count = count;
+	out->requests_per_s = (double)count / seconds;
+	out->error_rate = count > 0 ? (double)errors / (double)count : 0.0;
+	out->p50_us = percentile(hist, count, 0.50);
+	out->p95_us = percentile(hist, count, 0.95);
+	out->p99_us = percentile(hist, count, 0.99);
+}
