@@ -170,16 +170,28 @@ enum hex_status auth_service_authenticate(struct auth_service *s, const char *ac
                                           struct principal *out, struct hex_err *err)
 {
 	int64_t now_s = s->users->clock.ops->now_us(s->users->clock.self) / US_PER_S;
-	enum hex_status st = s->signer.ops->verify(s->signer.self, access_token, TOKEN_ACCESS,
-	                                           now_s, &out->claims, err);
+	struct token_claims claims;
+	struct user u;
+	enum hex_status st =
+	    s->signer.ops->verify(s->signer.self, access_token, TOKEN_ACCESS, now_s, &claims, err);
 	if (st != HEX_OK)
 		return HEX_UNAUTHENTICATED;
-	st = user_service_read(s->users, out->claims.sub, &out->user, err);
+	st = user_service_read(s->users, claims.sub, &u, err);
 	if (st == HEX_NOT_FOUND)
 		return hex_fail(err, HEX_UNAUTHENTICATED, NULL, "the user no longer exists");
 	if (st != HEX_OK)
 		return st;
-	if (out->user.token_version != out->claims.ver)
+	return auth_service_admit(&claims, &u, out, err);
+}
+
+enum hex_status auth_service_admit(const struct token_claims *claims, const struct user *u,
+                                   struct principal *out, struct hex_err *err)
+{
+	if (strcmp(claims->sub, u->id) != 0)
+		return hex_fail(err, HEX_UNAUTHENTICATED, NULL, "the user no longer exists");
+	if (u->token_version != claims->ver)
 		return hex_fail(err, HEX_UNAUTHENTICATED, NULL, "token has been revoked");
+	out->claims = *claims;
+	out->user = *u;
 	return HEX_OK;
 }

@@ -55,6 +55,13 @@ enum hex_status auth_service_refresh(struct auth_service *s, const char *refresh
 /* Revokes every refresh token and access token of the user. */
 enum hex_status auth_service_logout(struct auth_service *s, const char *user_id,
                                     struct hex_err *err) HEX_MUST_CHECK;
+/*
+ * The rule that admits a caller: the token's claims (already verified) against the
+ * user's current state. Pure: shared by the synchronous check below and by callers that
+ * read the user some other way (an event loop reading the cache asynchronously).
+ */
+enum hex_status auth_service_admit(const struct token_claims *claims, const struct user *u,
+				   struct principal *out, struct hex_err *err) HEX_MUST_CHECK;
 /* Verifies an access token and loads the caller; a revoked or deleted user is refused. */
 enum hex_status auth_service_authenticate(struct auth_service *s, const char *access_token,
                                           struct principal *out,

@@ -7,12 +7,14 @@
 #define HEX_SERVICES_H
 
 #include "core/auth_service.h"
+#include "core/message_service.h"
 #include "core/ports/readiness.h"
 #include "core/user_service.h"
 
 struct hex_services {
 	struct user_service users;
 	struct auth_service auth;
+	struct message_service messages;
 	struct readiness ready;
 };
 

@@ -4,6 +4,7 @@
 #include "adapters/crypto/random_ids.h"
 #include "adapters/crypto/system_clock.h"
 #include "adapters/postgres/pg_conn.h"
+#include "adapters/postgres/pg_message_repo.h"
 #include "adapters/postgres/pg_refresh_repo.h"
 #include "adapters/postgres/pg_user_repo.h"
 #include "adapters/redis/redis_rate_limiter.h"
@@ -147,6 +148,11 @@ void *app_worker_new(void *arg, int index)
 	if (w->redis != NULL)
 		s->auth.limiter = redis_rate_limiter_port(w->redis);
 	memcpy(s->auth.dummy_hash, app->dummy_hash, sizeof s->auth.dummy_hash);
+	s->messages = (struct message_service){
+	    .repo = pg_message_repo_port(w->pg),
+	    .clock = system_clock_port(),
+	    .ids = random_ids_port(),
+	};
 	s->ready = (struct readiness){&pg_readiness_ops, w->pg};
 	return w;
 }

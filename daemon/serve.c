@@ -3,6 +3,7 @@
 
 #include "adapters/http/http_metrics.h"
 #include "adapters/http/http_server.h"
+#include "adapters/redis/redis_async_cache.h"
 #include "adapters/postgres/pg_conn.h"
 #include "adapters/postgres/pg_migrate.h"
 #include "core/logger.h"
@@ -21,7 +22,8 @@ struct server {
 	struct event_base *base;
 	struct worker_pool *pools[POOL_COUNT];
 	struct http_server *http;
-	struct http_server *metrics_http; /* only when metrics_listen is set */
+	struct http_server *metrics_http;      /* only when metrics_listen is set */
+	struct redis_async_cache *cache_async; /* the loop's own cache reader */
 	struct event *sig_term, *sig_int, *drain_timer;
 	int64_t drain_deadline_ms, flush_until_ms;
 	bool draining;
@@ -142,6 +144,17 @@ static bool start_listeners(struct server *s)
 	    .access_log = config_bool(cfg, CFG_ACCESS_LOG),
 	    .metrics = config_bool(cfg, CFG_METRICS),
 	};
+	const char *redis_url = config_str(cfg, CFG_REDIS_URL);
+	if (redis_url[0] != '\0') {
+		s->cache_async = redis_async_cache_new(
+		    s->base, redis_url, (int)config_int(cfg, CFG_REDIS_TIMEOUT_MS), &err);
+		if (s->cache_async == NULL) {
+			fprintf(stderr, "hexd: HEX_REDIS_URL: %s\n", err.message);
+			return false;
+		}
+		hc.cache_async = redis_async_cache_port(s->cache_async);
+		hc.signer = jwt_signer_port(&s->app->signer);
+	}
 	struct http_executor exec = {&executor_ops, s};
 	s->http = http_server_new(s->base, &hc, exec, &err);
 	if (s->http == NULL) {
@@ -191,7 +204,9 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	rc = 0;
 	log_info("stopped", "hexd stopped");
 out:
-	/* Workers first: a job still running may hand its reply to the server. */
+	/* The cache reader first (its pending lookups go to the pools), then the workers
+	 * (a job still running may hand its reply to the server), then the servers. */
+	redis_async_cache_free(s.cache_async);
 	for (int i = 0; i < POOL_COUNT; i++)
 		worker_pool_free(s.pools[i]);
 	http_server_free(s.http);

@@ -44,6 +44,8 @@ struct http_exchange {
 	/* Filled in the worker before the handler runs. */
 	json_t *json;            /* parsed body of a JSON route */
 	struct principal caller; /* valid on routes with bearer auth */
+	bool authenticated;      /* caller already admitted on the loop thread */
+	bool deferred;           /* a loop-first handler asked for a worker */
 
 	/* The reply. */
 	int status;       /* 0 until a reply is set */
@@ -75,6 +77,9 @@ void http_reply_error_code(struct http_exchange *x, int status, const char *code
                            const char *message);
 /* Adds a response header; name must be a static string. */
 void http_reply_header(struct http_exchange *x, const char *name, const char *value);
+
+/* From a loop-first handler running without services: run me on a worker instead. */
+void http_defer(struct http_exchange *x);
 
 void http_exchange_free(struct http_exchange *x);
 

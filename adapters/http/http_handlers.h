@@ -18,6 +18,13 @@ void http_users_list(struct http_exchange *x, struct hex_services *svc);
 void http_users_update(struct http_exchange *x, struct hex_services *svc);
 void http_users_delete(struct http_exchange *x, struct hex_services *svc);
 
+/* http_messages.c */
+void http_messages_create(struct http_exchange *x, struct hex_services *svc);
+void http_messages_show(struct http_exchange *x, struct hex_services *svc);
+void http_messages_list(struct http_exchange *x, struct hex_services *svc);
+void http_messages_update(struct http_exchange *x, struct hex_services *svc);
+void http_messages_delete(struct http_exchange *x, struct hex_services *svc);
+
 /* http_auth.c */
 void http_auth_login(struct http_exchange *x, struct hex_services *svc);
 void http_auth_refresh(struct http_exchange *x, struct hex_services *svc);

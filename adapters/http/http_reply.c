@@ -98,6 +98,13 @@ void http_reply_error(struct http_exchange *x, enum hex_status st, const struct 
 	                                                                          : NULL);
 }
 
+void http_defer(struct http_exchange *x)
+{
+	if (x->status != 0)
+		abort(); /* replied and deferred: two replies */
+	x->deferred = true;
+}
+
 void http_exchange_free(struct http_exchange *x)
 {
 	if (x == NULL)

@@ -16,11 +16,22 @@ static const struct http_route routes[] = {
     {HTTP_GET, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_list, LISTEN_API},
     {HTTP_PUT, "/v1/users", AUTH_BEARER, BODY_JSON, POOL_KDF, http_users_update, LISTEN_API},
     {HTTP_DELETE, "/v1/users", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_delete, LISTEN_API},
-    {HTTP_GET, "/v1/users/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_users_show, LISTEN_API},
+    {HTTP_GET, "/v1/users/:id", AUTH_BEARER, BODY_NONE, POOL_LOOP_FIRST, http_users_show,
+     LISTEN_API},
     {HTTP_POST, "/v1/login", AUTH_NONE, BODY_JSON, POOL_KDF, http_auth_login, LISTEN_API},
     {HTTP_POST, "/v1/token/refresh", AUTH_NONE, BODY_JSON, POOL_DEFAULT, http_auth_refresh,
      LISTEN_API},
     {HTTP_POST, "/v1/logout", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_auth_logout, LISTEN_API},
+    {HTTP_POST, "/v1/messages", AUTH_BEARER, BODY_JSON, POOL_DEFAULT, http_messages_create,
+     LISTEN_API},
+    {HTTP_GET, "/v1/messages", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_messages_list,
+     LISTEN_API},
+    {HTTP_GET, "/v1/messages/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_messages_show,
+     LISTEN_API},
+    {HTTP_PUT, "/v1/messages/:id", AUTH_BEARER, BODY_JSON, POOL_DEFAULT, http_messages_update,
+     LISTEN_API},
+    {HTTP_DELETE, "/v1/messages/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_messages_delete,
+     LISTEN_API},
 };
 
 static const char *const method_names[] = {

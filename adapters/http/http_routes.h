@@ -9,9 +9,14 @@ enum http_body { BODY_NONE = 0, BODY_JSON };
 /* Which listener serves a route; a server serves a set of them (a bit mask). */
 enum http_listener { LISTEN_API = 0, LISTEN_METRICS, LISTEN_COUNT };
 
-/* Where a route runs: on the loop thread (trivial, no I/O), the worker pool, or the
- * small pool for routes that hash passwords, so that slow hashes never starve reads. */
-enum http_pool { POOL_INLINE = 0, POOL_DEFAULT, POOL_KDF, POOL_COUNT };
+/*
+ * Where a route runs: on the loop thread (trivial, no I/O), the worker pool, or the
+ * small pool for routes that hash passwords, so that slow hashes never starve reads.
+ * POOL_LOOP_FIRST has no threads: its handler first runs on the loop thread once the
+ * caller is known from the asynchronous cache, and may hand itself to the default pool
+ * with http_defer() when it needs services (svc is NULL on the loop).
+ */
+enum http_pool { POOL_INLINE = 0, POOL_DEFAULT, POOL_KDF, POOL_LOOP_FIRST, POOL_COUNT };
 
 struct http_route {
 	enum http_method method;

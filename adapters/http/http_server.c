@@ -174,7 +174,15 @@ static bool bearer_token(const char *h, const char **token)
 	return **token != '\0';
 }
 
-/* Worker thread: body, caller, handler. */
+static void reply_no_bearer(struct http_exchange *x)
+{
+	struct hex_err err = {0};
+	http_reply_error(
+	    x, hex_fail(&err, HEX_UNAUTHENTICATED, NULL, "a Bearer access token is required"),
+	    &err);
+}
+
+/* Worker thread (or the loop for inline routes, svc NULL): caller, body, handler. */
 static void run_exchange(void *job, void *ctx)
 {
 	struct http_exchange *x = job;
@@ -182,25 +190,23 @@ static void run_exchange(void *job, void *ctx)
 	struct hex_err err = {0};
 	const struct http_route *r = x->route;
 	const char *token;
+	enum hex_status st = HEX_OK;
 	logger_set_context(x->request_id, x->trace.trace_id);
-	if (r->body == BODY_JSON &&
-	    json_body_parse(x->body, x->body_len, &x->json, &err) != HEX_OK) {
-		http_reply_error(x, HEX_INVALID, &err);
-	} else if (r->auth == AUTH_BEARER && !bearer_token(x->authorization, &token)) {
-		http_reply_error(
-		    x,
-		    hex_fail(&err, HEX_UNAUTHENTICATED, NULL, "a Bearer access token is required"),
-		    &err);
-	} else if (r->auth == AUTH_BEARER) {
-		enum hex_status st = auth_service_authenticate(&svc->auth, token, &x->caller, &err);
-		if (st == HEX_OK)
-			r->handler(x, svc);
-		else
+	if (r->auth == AUTH_BEARER && !x->authenticated) {
+		if (!bearer_token(x->authorization, &token))
+			reply_no_bearer(x);
+		else if ((st = auth_service_authenticate(&svc->auth, token, &x->caller, &err)) !=
+		         HEX_OK)
 			http_reply_error(x, st, &err);
-	} else {
-		r->handler(x, svc);
 	}
-	if (x->status == 0) /* a handler path without a reply is a bug: fail loudly */
+	if (x->status == 0 && r->body == BODY_JSON &&
+	    json_body_parse(x->body, x->body_len, &x->json, &err) != HEX_OK)
+		http_reply_error(x, HEX_INVALID, &err);
+	if (x->status == 0)
+		r->handler(x, svc);
+	/* A handler path without a reply is a bug: fail loudly. Only a loop-first handler
+	 * without services may defer. */
+	if (x->status == 0 && !(x->deferred && svc == NULL))
 		abort();
 	logger_set_context(NULL, NULL);
 	if (svc != NULL)
@@ -282,6 +288,72 @@ static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_r
 	return x;
 }
 
+/* Loop thread: hands x to its pool, or answers 503 at once when the pool is full. */
+static void dispatch(struct http_exchange *x)
+{
+	struct http_server *s = x->server;
+	enum http_pool pool = x->route->pool == POOL_LOOP_FIRST ? POOL_DEFAULT : x->route->pool;
+	if (!s->exec.ops->submit(s->exec.self, pool, run_exchange, x)) {
+		http_reply_error_code(x, 503, "unavailable", "server is busy; retry shortly");
+		http_reply_header(x, "Retry-After", "1");
+		send_reply(x);
+	}
+}
+
+/* Loop thread: the caller as read from the cache, or why not. */
+static void on_caller_cached(void *arg, enum hex_status st, const struct user *u)
+{
+	struct http_exchange *x = arg;
+	struct hex_err err = {0};
+	if (st != HEX_OK) { /* miss or Redis trouble: the worker reads through to PostgreSQL */
+		dispatch(x);
+		return;
+	}
+	struct token_claims claims = x->caller.claims;
+	if ((st = auth_service_admit(&claims, u, &x->caller, &err)) != HEX_OK) {
+		http_reply_error(x, st, &err);
+		send_reply(x);
+		return;
+	}
+	x->authenticated = true;
+	if (x->route->pool != POOL_LOOP_FIRST) {
+		dispatch(x);
+		return;
+	}
+	run_exchange(x, NULL);
+	if (x->deferred)
+		dispatch(x);
+	else
+		send_reply(x);
+}
+
+/*
+ * Loop thread: verifies the bearer token here (CPU only) and reads the caller from the
+ * cache without blocking, so a cached read needs no worker at all. Anything this path
+ * cannot decide goes to a worker, which decides it the synchronous way.
+ */
+static void admit_on_loop(struct http_exchange *x)
+{
+	struct http_server *s = x->server;
+	struct hex_err err = {0};
+	const char *token;
+	if (!bearer_token(x->authorization, &token)) {
+		reply_no_bearer(x);
+		send_reply(x);
+		return;
+	}
+	struct token_signer *sg = &s->cfg.signer;
+	if (sg->ops->verify(sg->self, token, TOKEN_ACCESS, (int64_t)time(NULL), &x->caller.claims,
+	                    &err) != HEX_OK) {
+		http_reply_error(x, HEX_UNAUTHENTICATED, &err);
+		send_reply(x);
+		return;
+	}
+	struct user_cache_async *c = &s->cfg.cache_async;
+	if (!c->ops->get(c->self, x->caller.claims.sub, on_caller_cached, x))
+		dispatch(x);
+}
+
 /* Loop thread: every request starts here. */
 static void on_request(struct evhttp_request *req, void *arg)
 {
@@ -317,11 +389,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 		send_reply(x);
 		return;
 	}
-	if (!s->exec.ops->submit(s->exec.self, x->route->pool, run_exchange, x)) {
-		http_reply_error_code(x, 503, "unavailable", "server is busy; retry shortly");
-		http_reply_header(x, "Retry-After", "1");
-		send_reply(x);
-	}
+	if (x->route->auth == AUTH_BEARER && s->cfg.cache_async.ops != NULL)
+		admit_on_loop(x);
+	else
+		dispatch(x);
 }
 
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg,

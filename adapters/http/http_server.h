@@ -7,6 +7,8 @@
 #define HEX_HTTP_SERVER_H
 
 #include "adapters/http/http_routes.h"
+#include "core/ports/token_signer.h"
+#include "core/ports/user_cache_async.h"
 
 struct event_base;
 
@@ -29,6 +31,10 @@ struct http_server_config {
 	size_t body_limit;
 	bool access_log; /* one log line per request */
 	bool metrics;    /* per-route counters, histograms and latency windows */
+	/* Optional: admit bearer callers on the loop thread from the cache, without a
+	 * worker hand-off. Both set, or neither. */
+	struct user_cache_async cache_async;
+	struct token_signer signer;
 };
 
 /* NULL + err when the address cannot be bound. The base must have pthreads enabled. */

@@ -43,6 +43,10 @@ void http_users_show(struct http_exchange *x, struct hex_services *svc)
 		http_reply_json(x, 200, json_user(caller));
 		return;
 	}
+	if (svc == NULL) { /* on the loop thread: another user's read needs a worker */
+		http_defer(x);
+		return;
+	}
 	if (caller->role != ROLE_ADMIN) {
 		http_reply_error(
 		    x, hex_fail(&err, HEX_FORBIDDEN, NULL, "you may only read your own user"),

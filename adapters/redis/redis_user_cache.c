@@ -97,8 +97,7 @@ static int encode(const struct user *u, char *buf, size_t n)
 	                (long long)u->updated_at_us, u->email);
 }
 
-/* Decodes v[0..len) into out if it is a well-formed value for user id. */
-static bool decode(const char *v, size_t len, const char *id, struct user *out)
+bool redis_user_cache_decode(const char *v, size_t len, const char *id, struct user *out)
 {
 	const char *f[VALUE_FIELDS];
 	size_t flen[VALUE_FIELDS];
@@ -211,7 +210,8 @@ static enum hex_status cache_get(void *self, const char *id, struct user *out)
 		return HEX_UNAVAILABLE;
 	}
 	enum hex_status st = HEX_NOT_FOUND;
-	if (r->type == REDIS_REPLY_STRING && decode(r->str, (size_t)r->len, id, out))
+	if (r->type == REDIS_REPLY_STRING &&
+	    redis_user_cache_decode(r->str, (size_t)r->len, id, out))
 		st = HEX_OK;
 	else if (r->type != REDIS_REPLY_NIL)
 		drop_corrupt(c, key);
@@ -274,4 +274,20 @@ void redis_user_cache_stats(uint64_t *hits, uint64_t *misses, uint64_t *errors)
 	*hits = atomic_load_explicit(&stat_hits, memory_order_relaxed);
 	*misses = atomic_load_explicit(&stat_misses, memory_order_relaxed);
 	*errors = atomic_load_explicit(&stat_errors, memory_order_relaxed);
+}
+
+void redis_user_cache_count(enum redis_cache_result result)
+{
+	_Atomic uint64_t *counters[] = {&stat_hits, &stat_misses, &stat_errors};
+	atomic_fetch_add_explicit(counters[result], 1, memory_order_relaxed);
+}
+
+bool redis_user_cache_key(const char *id, char *key, size_t n)
+{
+	return n >= KEY_MAX && user_key(id, key);
+}
+
+bool redis_user_cache_has_pending(void)
+{
+	return atomic_load(&pending_count) > 0;
 }

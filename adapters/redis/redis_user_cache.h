@@ -25,4 +25,15 @@ struct user_cache redis_user_cache_port(struct redis_user_cache *c);
 /* Process-wide counters since start: get hits, get misses, failed gets/puts/dels. */
 void redis_user_cache_stats(uint64_t *hits, uint64_t *misses, uint64_t *errors);
 
+/* For the asynchronous reader (redis_async_cache.c), which shares format and counters. */
+enum redis_cache_result { REDIS_CACHE_HIT = 0, REDIS_CACHE_MISS, REDIS_CACHE_ERROR };
+void redis_user_cache_count(enum redis_cache_result result);
+/* Decodes v[0..len) into out if it is a well-formed value for user id. */
+bool redis_user_cache_decode(const char *v, size_t len, const char *id, struct user *out);
+/* Writes the key of user id (n >= 64); false for a malformed id. */
+bool redis_user_cache_key(const char *id, char *key, size_t n);
+/* True while this process still owes Redis a delete that failed: reads must then go
+ * through the synchronous path, which retries it first. */
+bool redis_user_cache_has_pending(void);
+
 #endif

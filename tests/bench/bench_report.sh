@@ -113,8 +113,8 @@ bench_report_hexd() {
 		"$(bench_mib "$BENCH_RSS_A")" "$(bench_mib "$BENCH_RSS_B")"
 	printf 'Exit status after SIGTERM: A %s, B %s (0: drained and stopped cleanly). ' \
 		"${BENCH_HEXD_RC[A]:-?}" "${BENCH_HEXD_RC[B]:-?}"
-	printf 'Warning and error log lines: %s (first ones in `last-run/hexd-warnings.txt`).\n' \
-		"$BENCH_WARN_LINES"
+	printf 'Warning and error log lines: %s (first ones in `%s/hexd-warnings.txt`).\n' \
+		"$BENCH_WARN_LINES" "$BENCH_RAW_KEPT"
 }
 
 bench_report_targets() {
@@ -143,7 +143,7 @@ bench_write_report() {
 		bench_machine
 		bench_versions
 		printf -- '- Command: `%s` (took %ss)\n' "$BENCH_COMMAND" "$BENCH_ELAPSED"
-		printf -- '- Raw outputs: `tests/bench/last-run/`\n\n'
+		printf -- '- Raw outputs: `%s/`\n\n' "$BENCH_RAW_KEPT"
 		bench_settings
 		printf '\n### Results\n\n'
 		bench_report_results

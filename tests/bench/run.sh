@@ -11,7 +11,8 @@
 # Environment: HEX_BENCH_DURATION (10, seconds per measured run), HEX_BENCH_WARMUP (2),
 # HEX_BENCH_LOGIN_USERS (64), HEX_BENCH_PORT_BASE (28400, first port tried),
 # HEX_BENCH_LOG_LEVEL (info, hexd's), HEX_BENCH_HEXD (a hexd binary to use instead of
-# building one), HEX_BENCH_OUT (docs/BENCHMARKS.md; "-" writes no report).
+# building one), HEX_BENCH_OUT (docs/BENCHMARKS.md, raw outputs in tests/bench/last-run/;
+# another path gets its raw outputs in <path>.raw/; "-" keeps nothing).
 set -euo pipefail
 
 HEX_SCRIPT=bench
@@ -35,6 +36,7 @@ BENCH_WARMUP=${HEX_BENCH_WARMUP:-2}
 BENCH_LOGIN_USERS=${HEX_BENCH_LOGIN_USERS:-64}
 BENCH_LOG_LEVEL=${HEX_BENCH_LOG_LEVEL:-info}
 BENCH_OUT=${HEX_BENCH_OUT:-$HEX_ROOT/docs/BENCHMARKS.md}
+case $BENCH_OUT in - | /*) ;; *) BENCH_OUT=$PWD/$BENCH_OUT ;; esac
 BENCH_PASSWORD_COST=5
 BENCH_CLK_TCK=$(getconf CLK_TCK)
 BENCH_DB=hex_bench
@@ -247,11 +249,16 @@ main() {
 	BENCH_ELAPSED=$((SECONDS - started))
 	BENCH_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-	rm -rf "$BENCH_DIR/last-run"
-	cp -r "$BENCH_RAW" "$BENCH_DIR/last-run"
+	# The raw outputs stay with the report they belong to: last-run/ goes with
+	# docs/BENCHMARKS.md, and a report written elsewhere gets its own <report>.raw/.
 	if [ "$BENCH_OUT" != - ]; then
+		local raw_keep=$BENCH_OUT.raw
+		[ "$BENCH_OUT" = "$HEX_ROOT/docs/BENCHMARKS.md" ] && raw_keep=$BENCH_DIR/last-run
+		rm -rf "$raw_keep"
+		cp -r "$BENCH_RAW" "$raw_keep"
+		BENCH_RAW_KEPT=${raw_keep#"$HEX_ROOT"/}
 		bench_write_report "$BENCH_OUT"
-		hex_say "wrote $BENCH_OUT"
+		hex_say "wrote $BENCH_OUT (raw outputs in $raw_keep)"
 	fi
 	bench_summary
 	hex_say "took ${BENCH_ELAPSED}s"

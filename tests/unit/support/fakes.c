@@ -490,6 +490,8 @@ static const char *const repo_ops[REPO_NOPS] = {
     "insert", "get", "get_by_email", "get_hash", "update", "remove", "list", "revoke_sessions",
 };
 
+static void messages_drop_user(struct fake_message_repo *r, const char *user_id);
+
 static struct fake_user_row *repo_row(struct fake_user_repo *r, const char *id)
 {
 	for (int i = 0; id != NULL && i < r->count; i++)
@@ -611,6 +613,7 @@ static enum hex_status fake_repo_remove(void *self, const char *id)
 	if (row == NULL)
 		return HEX_NOT_FOUND;
 	refresh_drop_user(r->refresh, id);
+	messages_drop_user(r->messages, id);
 	*row = r->rows[--r->count];
 	return HEX_OK;
 }
@@ -826,6 +829,217 @@ struct rate_limiter fake_rate_limiter_port(struct fake_rate_limiter *l)
 	return (struct rate_limiter){.ops = &fake_limiter_ops, .self = l};
 }
 
+/* ---- message_repo ---- */
+
+enum { MSG_INSERT, MSG_GET, MSG_UPDATE_BODY, MSG_REMOVE, MSG_LIST, MSG_NOPS };
+static const char *const message_ops[MSG_NOPS] = {"insert", "get", "update_body", "remove",
+                                                  "list"};
+
+static struct message *message_row(struct fake_message_repo *r, const char *id)
+{
+	for (int i = 0; id != NULL && i < r->count; i++)
+		if (strcasecmp(r->rows[i].id, id) == 0)
+			return &r->rows[i];
+	return NULL;
+}
+
+const struct message *fake_message_repo_find(const struct fake_message_repo *r, const char *id)
+{
+	return message_row((struct fake_message_repo *)r, id);
+}
+
+static struct message message_copy(const struct message *m)
+{
+	struct message c = *m;
+	c.body = xstrdup(m->body);
+	return c;
+}
+
+void fake_message_repo_store(struct fake_message_repo *r, const struct message *m)
+{
+	if (r->count == FAKE_MAX_MESSAGES)
+		fake_die("messages", "full: raise FAKE_MAX_MESSAGES");
+	r->rows[r->count++] = message_copy(m);
+}
+
+static void message_drop_at(struct fake_message_repo *r, int i)
+{
+	free(r->rows[i].body);
+	r->rows[i] = r->rows[--r->count];
+}
+
+static void messages_drop_user(struct fake_message_repo *r, const char *user_id)
+{
+	for (int i = 0; r != NULL && i < r->count;) {
+		if (strcmp(r->rows[i].user_id, user_id) == 0)
+			message_drop_at(r, i);
+		else
+			i++;
+	}
+}
+
+void fake_message_repo_reset(struct fake_message_repo *r)
+{
+	while (r->count > 0)
+		message_drop_at(r, r->count - 1);
+}
+
+static enum hex_status fake_message_insert(void *self, const struct message *m)
+{
+	struct fake_message_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, MSG_INSERT);
+	if (st != HEX_OK)
+		return st;
+	if (!message_id_valid(m->id) || m->body == NULL || message_row(r, m->id) != NULL)
+		fake_die("messages.insert", "a malformed or duplicate message reached the repository");
+	if (r->users != NULL && repo_row(r->users, m->user_id) == NULL)
+		return HEX_NOT_FOUND;
+	fake_message_repo_store(r, m);
+	return HEX_OK;
+}
+
+static enum hex_status fake_message_get(void *self, const char *id, struct message *out)
+{
+	struct fake_message_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, MSG_GET);
+	if (st != HEX_OK)
+		return st;
+	struct message *m = message_row(r, id);
+	if (m == NULL)
+		return HEX_NOT_FOUND;
+	*out = message_copy(m);
+	return HEX_OK;
+}
+
+static enum hex_status fake_message_update_body(void *self, const char *id, const char *owner_id,
+                                                const char *body, int64_t updated_at_us,
+                                                struct message *out)
+{
+	struct fake_message_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, MSG_UPDATE_BODY);
+	if (st != HEX_OK)
+		return st;
+	struct message *m = message_row(r, id);
+	if (m == NULL || strcasecmp(m->user_id, owner_id) != 0)
+		return HEX_NOT_FOUND;
+	free(m->body);
+	m->body = xstrdup(body);
+	m->updated_at_us = updated_at_us;
+	*out = message_copy(m);
+	return HEX_OK;
+}
+
+static enum hex_status fake_message_remove(void *self, const char *id)
+{
+	struct fake_message_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, MSG_REMOVE);
+	if (st != HEX_OK)
+		return st;
+	struct message *m = message_row(r, id);
+	if (m == NULL)
+		return HEX_NOT_FOUND;
+	message_drop_at(r, (int)(m - r->rows));
+	return HEX_OK;
+}
+
+/* Newest first: (created_at, id) descending. */
+static int message_order(const void *a, const void *b)
+{
+	const struct message *x = *(const struct message *const *)a;
+	const struct message *y = *(const struct message *const *)b;
+	if (x->created_at_us != y->created_at_us)
+		return x->created_at_us > y->created_at_us ? -1 : 1;
+	return -strcmp(x->id, y->id);
+}
+
+static bool message_has_terms(const char *body, const char *query)
+{
+	char terms[4 * HEX_MESSAGE_QUERY_MAX + 1];
+	hex_strlcpy(terms, query, sizeof terms);
+	char *save = NULL;
+	for (char *t = strtok_r(terms, " ", &save); t != NULL; t = strtok_r(NULL, " ", &save))
+		if (strcasestr(body, t) == NULL)
+			return false;
+	return true;
+}
+
+static bool message_matches(const struct message *m, const struct message_filter *f)
+{
+	if (f->user_id != NULL && strcmp(m->user_id, f->user_id) != 0)
+		return false;
+	if (f->query != NULL && !message_has_terms(m->body, f->query))
+		return false;
+	if ((f->has_since && m->created_at_us < f->since_us) ||
+	    (f->has_until && m->created_at_us >= f->until_us))
+		return false;
+	const struct message_cursor *c = f->after;
+	if (c != NULL && (m->created_at_us > c->created_at_us ||
+	                  (m->created_at_us == c->created_at_us && strcmp(m->id, c->id) >= 0)))
+		return false;
+	return true;
+}
+
+static void message_note_filter(struct fake_message_repo *r, const struct message_filter *f)
+{
+	r->last_filter = *f;
+	r->last_filter.user_id = NULL;
+	r->last_filter.query = NULL;
+	r->last_filter.after = NULL;
+	if (f->user_id != NULL) {
+		hex_strlcpy(r->last_user_id, f->user_id, sizeof r->last_user_id);
+		r->last_filter.user_id = r->last_user_id;
+	}
+	if (f->query != NULL) {
+		if (!hex_strlcpy(r->last_query, f->query, sizeof r->last_query))
+			fake_die("messages.list", "a query longer than the limit reached the repository");
+		r->last_filter.query = r->last_query;
+	}
+	if (f->after != NULL) {
+		r->last_after = *f->after;
+		r->last_filter.after = &r->last_after;
+	}
+}
+
+static enum hex_status fake_message_list(void *self, const struct message_filter *f,
+                                         struct message_page *out)
+{
+	struct fake_message_repo *r = self;
+	out->count = 0;
+	out->has_more = false;
+	enum hex_status st = fake_enter(&r->base, MSG_LIST);
+	if (st != HEX_OK)
+		return st;
+	if (f->limit < 1 || f->limit > HEX_LIST_MAX)
+		fake_die("messages.list", "limit out of range reached the repository");
+	message_note_filter(r, f);
+	const struct message *match[FAKE_MAX_MESSAGES];
+	int n = 0;
+	for (int i = 0; i < r->count; i++)
+		if (message_matches(&r->rows[i], f))
+			match[n++] = &r->rows[i];
+	qsort(match, (size_t)n, sizeof match[0], message_order);
+	out->count = n < f->limit ? n : f->limit;
+	for (int i = 0; i < out->count; i++)
+		out->items[i] = message_copy(match[i]);
+	out->has_more = n > f->limit;
+	return HEX_OK;
+}
+
+static const struct message_repo_ops fake_message_ops = {
+    .insert = fake_message_insert,
+    .get = fake_message_get,
+    .update_body = fake_message_update_body,
+    .remove = fake_message_remove,
+    .list = fake_message_list,
+};
+
+struct message_repo fake_message_repo_port(struct fake_message_repo *r)
+{
+	if (r->base.ops == NULL)
+		fake_base_init(&r->base, "messages", message_ops, MSG_NOPS, NULL);
+	return (struct message_repo){.ops = &fake_message_ops, .self = r};
+}
+
 /* ---- the wired world ---- */
 
 struct fake_world *fake_world_new(void)
@@ -838,9 +1052,12 @@ struct fake_world *fake_world_new(void)
 	fake_base_init(&w->cache.base, "cache", cache_ops, CACHE_NOPS, log);
 	fake_base_init(&w->refresh.base, "refresh", refresh_ops, REFRESH_NOPS, log);
 	fake_base_init(&w->limiter.base, "limiter", limiter_ops, LIMITER_NOPS, log);
+	fake_base_init(&w->messages_repo.base, "messages", message_ops, MSG_NOPS, log);
 	w->clock.now_us = FAKE_T0_S * US_PER_S;
 	w->repo.refresh = &w->refresh;
 	w->limiter.clock = &w->clock;
+	w->repo.messages = &w->messages_repo;
+	w->messages_repo.users = &w->repo;
 
 	w->users = (struct user_service){
 	    .repo = fake_user_repo_port(&w->repo),
@@ -854,6 +1071,11 @@ struct fake_world *fake_world_new(void)
 	w->auth.signer = fake_signer_port(&w->signer);
 	w->auth.limiter = fake_rate_limiter_port(&w->limiter);
 	auth_policy_defaults(&w->auth.policy);
+	w->messages = (struct message_service){
+	    .repo = fake_message_repo_port(&w->messages_repo),
+	    .clock = fake_clock_port(&w->clock),
+	    .ids = fake_ids_port(&w->ids),
+	};
 	if (auth_service_prepare(&w->auth) != HEX_OK)
 		fake_die("world", "auth_service_prepare failed");
 	fake_world_reset_calls(w);
@@ -862,6 +1084,8 @@ struct fake_world *fake_world_new(void)
 
 void fake_world_free(struct fake_world *w)
 {
+	if (w != NULL)
+		fake_message_repo_reset(&w->messages_repo);
 	free(w);
 }
 
@@ -873,5 +1097,6 @@ void fake_world_reset_calls(struct fake_world *w)
 	fake_calls_reset(&w->cache.base);
 	fake_calls_reset(&w->refresh.base);
 	fake_calls_reset(&w->limiter.base);
+	fake_calls_reset(&w->messages_repo.base);
 	fake_log_clear(&w->log);
 }

@@ -13,6 +13,7 @@
 #define HEX_TESTS_UNIT_FAKES_H
 
 #include "core/auth_service.h"
+#include "core/message_service.h"
 #include "core/user_service.h"
 
 #define FAKE_MAX_OPS      8
@@ -20,6 +21,7 @@
 #define FAKE_MAX_TOKENS   128
 #define FAKE_CACHE_SLOTS  32
 #define FAKE_LIMITER_KEYS 32
+#define FAKE_MAX_MESSAGES 256
 #define FAKE_T0_S         1800000000LL /* the fake clock's start: 2027-01-15, a minute boundary */
 
 /* The calls every fake made, in order: "repo.get repo.update cache.del ". */
@@ -117,11 +119,14 @@ struct fake_user_row {
 	char hash[HEX_HASH_MAX];
 };
 
+struct fake_message_repo;
+
 struct fake_user_repo {
 	struct fake_base base;
 	struct fake_user_row rows[FAKE_MAX_USERS];
 	int count;
 	struct fake_refresh_repo *refresh;
+	struct fake_message_repo *messages; /* may be NULL; removing a user removes them */
 };
 struct user_repo fake_user_repo_port(struct fake_user_repo *r);
 /* The row of id, or NULL. The pointer is valid until the next write. */
@@ -164,6 +169,31 @@ struct fake_rate_limiter {
 };
 struct rate_limiter fake_rate_limiter_port(struct fake_rate_limiter *l);
 
+/*
+ * message_repo: ops insert, get, update_body, remove, list. users (may be NULL) is the
+ * users table of the same database: insert refuses an owner it lacks (HEX_NOT_FOUND), as
+ * the foreign key does. The search is a stand-in for full text search: every
+ * space-separated term of the query occurs in the body, ignoring ASCII case.
+ */
+struct fake_message_repo {
+	struct fake_base base;
+	struct message rows[FAKE_MAX_MESSAGES]; /* bodies owned by the fake */
+	int count;
+	struct fake_user_repo *users;
+	/* The filter of the last list call, copied, so that tests see what the service asked. */
+	struct message_filter last_filter;
+	char last_user_id[HEX_ID_LEN + 1];
+	char last_query[4 * HEX_MESSAGE_QUERY_MAX + 1];
+	struct message_cursor last_after;
+};
+struct message_repo fake_message_repo_port(struct fake_message_repo *r);
+/* The row of id, or NULL. The pointer is valid until the next write. */
+const struct message *fake_message_repo_find(const struct fake_message_repo *r, const char *id);
+/* Stores a copy of m without counting a call (test set-up). */
+void fake_message_repo_store(struct fake_message_repo *r, const struct message *m);
+/* Frees every stored body and empties the repository. */
+void fake_message_repo_reset(struct fake_message_repo *r);
+
 /* Every fake, wired into a user service and an auth service (default policy, prepared). */
 struct fake_world {
 	struct fake_log log;
@@ -175,8 +205,10 @@ struct fake_world {
 	struct fake_user_cache cache;
 	struct fake_refresh_repo refresh;
 	struct fake_rate_limiter limiter;
+	struct fake_message_repo messages_repo;
 	struct user_service users;
 	struct auth_service auth;
+	struct message_service messages;
 };
 
 /* A new wired world with zeroed counters and an empty log; free with fake_world_free(). */
