@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <time.h>
 
 struct http_server {
@@ -38,22 +37,6 @@ static int64_t now_us(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* Request ids need to be unique, not secret: a per-thread xorshift seeded once. */
-static void new_request_id(char out[HTTP_REQUEST_ID_MAX + 1])
-{
-	static _Thread_local uint64_t state;
-	if (state == 0 && getrandom(&state, sizeof state, 0) != sizeof state)
-		state = (uint64_t)now_us() | 1;
-	uint64_t a = state, parts[2];
-	for (int i = 0; i < 2; i++) {
-		a ^= a << 13, a ^= a >> 7, a ^= a << 17;
-		parts[i] = a;
-	}
-	state = a;
-	snprintf(out, HTTP_REQUEST_ID_MAX + 1, "%016llx%016llx", (unsigned long long)parts[0],
-	         (unsigned long long)parts[1]);
 }
 
 static bool request_id_ok(const char *v)
@@ -259,7 +242,7 @@ static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_r
 	if (rid != NULL && request_id_ok(rid))
 		hex_strlcpy(x->request_id, rid, sizeof x->request_id);
 	else
-		new_request_id(x->request_id);
+		http_trace_random_hex(x->request_id, 2);
 	x->authorization = header_copy(in, "Authorization");
 	http_trace_begin(&x->trace, evhttp_find_header(in, "traceparent"));
 

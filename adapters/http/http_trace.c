@@ -35,10 +35,15 @@ static uint64_t next_random(void)
 	return state;
 }
 
-static void random_hex(char *out, int nwords)
+void http_trace_random_hex(char *out, int nwords)
 {
-	for (int i = 0; i < nwords; i++)
-		snprintf(out + 16 * i, 17, "%016llx", (unsigned long long)next_random());
+	static const char digits[] = "0123456789abcdef";
+	for (int i = 0; i < nwords; i++) {
+		uint64_t v = next_random();
+		for (int k = 15; k >= 0; k--, v >>= 4)
+			out[16 * i + k] = digits[v & 0xf];
+	}
+	out[16 * nwords] = '\0';
 }
 
 bool http_trace_parse(const char *h, struct http_trace *t)
@@ -66,11 +71,11 @@ bool http_trace_parse(const char *h, struct http_trace *t)
 void http_trace_begin(struct http_trace *t, const char *header)
 {
 	if (!http_trace_parse(header, t)) {
-		random_hex(t->trace_id, 2);
+		http_trace_random_hex(t->trace_id, 2);
 		t->parent_id[0] = '\0';
 		t->flags = 0;
 	}
-	random_hex(t->span_id, 1);
+	http_trace_random_hex(t->span_id, 1);
 }
 
 void http_trace_format(const struct http_trace *t, char out[HTTP_TRACEPARENT_LEN + 1])

@@ -17,6 +17,8 @@ struct http_trace {
 	unsigned flags;
 };
 
+/* Writes 16 * nwords random lower-case hex digits and a NUL: unique, not secret. */
+void http_trace_random_hex(char *out, int nwords);
 /* Fills t from header (may be NULL); a missing or invalid header starts a new trace. */
 void http_trace_begin(struct http_trace *t, const char *header);
 /* Writes "00-<trace>-<span>-<flags>" (HTTP_TRACEPARENT_LEN + 1 bytes). */
