@@ -84,3 +84,20 @@ void latency_window_read(const struct latency_window *w, int64_t now_us, int sec
 	out->p95_us = percentile(hist, count, 0.95);
 	out->p99_us = percentile(hist, count, 0.99);
 }
+
+void latency_window_merge(struct latency_window *dst, const struct latency_window *src)
+{
+	for (int s = 0; s < LATENCY_WINDOW_SLOTS; s++) {
+		if (src->slot_sec[s] == 0 || src->slot_sec[s] < dst->slot_sec[s])
+			continue; /* nothing there, or older than what dst holds */
+		if (src->slot_sec[s] > dst->slot_sec[s]) {
+			dst->slot_sec[s] = src->slot_sec[s];
+			dst->count[s] = dst->errors[s] = 0;
+			memset(dst->hist[s], 0, sizeof dst->hist[s]);
+		}
+		dst->count[s] += src->count[s];
+		dst->errors[s] += src->errors[s];
+		for (int i = 0; i < LATENCY_WINDOW_BUCKETS; i++)
+			dst->hist[s][i] += src->hist[s][i];
+	}
+}

@@ -1,7 +1,7 @@
 /*
  * latency_window: a rolling window of request latencies for one route, in one-second
  * slots, from which requests/s, error rate and p50/p95/p99 are read in one call.
- * One writer thread (the HTTP loop) and readers on the same thread: no locks at all.
+ * Not synchronised: one writer per window; readers take the writer's lock or merge.
  */
 #ifndef HEX_LATENCY_WINDOW_H
 #define HEX_LATENCY_WINDOW_H
@@ -27,6 +27,8 @@ struct latency_stats {
 
 void latency_window_record(struct latency_window *w, int64_t now_us, int64_t duration_us,
                            int status);
+/* Adds src into dst second by second (for windows kept per thread). */
+void latency_window_merge(struct latency_window *dst, const struct latency_window *src);
 /* Stats of the last `seconds` complete and current seconds (1..LATENCY_WINDOW_SLOTS). */
 void latency_window_read(const struct latency_window *w, int64_t now_us, int seconds,
                          struct latency_stats *out);

@@ -32,8 +32,7 @@ static bool owns(const struct user *caller, const struct message *m)
 }
 
 enum hex_status message_service_create(struct message_service *s, const struct user *caller,
-                                       const char *body, struct message *out,
-                                       struct hex_err *err)
+                                       const char *body, struct message *out, struct hex_err *err)
 {
 	enum hex_status st = message_body_check(body, err);
 	if (st != HEX_OK)

@@ -49,6 +49,9 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
                                      "PostgreSQL statement_timeout, in ms"},
     [CFG_BODY_LIMIT] = {"body_limit", T_INT, "1048576", 256, 67108864, NULL, 0,
                         "largest accepted request body, in bytes (413 above)"},
+    [CFG_LOOPS] = {"loops", T_INT, "0", 0, 8, NULL, 0,
+                   "event-loop threads accepting and answering HTTP; 0 = one per CPU core, "
+                   "at most 4"},
     [CFG_WORKERS] = {"workers", T_INT, "8", 1, 256, NULL, 0,
                      "worker threads running use cases, each with its own database and Redis "
                      "connection"},

@@ -1,31 +1,34 @@
-/* serve.c: `hexd serve`: migrate, start the pools and listeners, run until a signal. */
+/* serve.c: `hexd serve`: migrate, start the pools, the loops and their listeners, run
+ * until a signal, then drain. */
 #include "daemon/commands.h"
 
+#include "adapters/http/http_listen.h"
 #include "adapters/http/http_metrics.h"
-#include "adapters/http/http_server.h"
-#include "adapters/redis/redis_async_cache.h"
 #include "adapters/postgres/pg_conn.h"
 #include "adapters/postgres/pg_migrate.h"
 #include "core/logger.h"
 #include "daemon/daemon_metrics.h"
+#include "daemon/serve_loop.h"
 #include "daemon/worker_pool.h"
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
+
+#define LOOPS_MAX HTTP_METRICS_LOOPS_MAX
 
 struct server {
 	struct app *app;
-	struct event_base *base;
 	struct worker_pool *pools[POOL_COUNT];
-	struct http_server *http;
-	struct http_server *metrics_http;      /* only when metrics_listen is set */
-	struct redis_async_cache *cache_async; /* the loop's own cache reader */
-	struct event *sig_term, *sig_int, *drain_timer;
-	int64_t drain_deadline_ms, flush_until_ms;
+	struct serve_loop *loops[LOOPS_MAX];
+	pthread_t threads[LOOPS_MAX];
+	int nloops, nthreads;
+	int api_fd, metrics_fd;
+	struct event *sig_term, *sig_int;
 	bool draining;
 };
 
@@ -45,63 +48,24 @@ static void on_libevent_log(int severity, const char *msg)
 	             "libevent", "%s", msg);
 }
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-/*
- * Once nothing is in flight the last replies may still sit in libevent's output
- * buffers: keep the loop running a little longer so that they reach the socket before
- * evhttp_free closes the connections (always within the drain deadline).
- */
-#define DRAIN_FLUSH_MS 200
-
-static int in_flight(struct server *s)
-{
-	return http_server_in_flight(s->http) +
-	       (s->metrics_http != NULL ? http_server_in_flight(s->metrics_http) : 0);
-}
-
-static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct server *s = arg;
-	int64_t now = monotonic_ms();
-	int left = in_flight(s);
-	if (left > 0 && now < s->drain_deadline_ms)
-		return;
-	if (left > 0) {
-		log_warn("drain_timeout", "%d requests still in flight at the drain deadline",
-		         left);
-	} else if (s->flush_until_ms == 0) {
-		s->flush_until_ms = now + DRAIN_FLUSH_MS;
-		if (s->flush_until_ms > s->drain_deadline_ms)
-			s->flush_until_ms = s->drain_deadline_ms;
-	}
-	if (left > 0 || now >= s->flush_until_ms)
-		event_base_loopexit(s->base, NULL);
-}
-
+/* On loop 0, which owns the signals. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
 	if (s->draining) {
 		log_warn("shutdown_forced", "second signal: stopping now");
-		event_base_loopexit(s->base, NULL);
+		for (int i = 0; i < s->nloops; i++)
+			serve_loop_stop(s->loops[i]);
 		return;
 	}
 	s->draining = true;
+	int in_flight = 0;
+	for (int i = 0; i < s->nloops; i++)
+		in_flight += serve_loop_in_flight(s->loops[i]);
 	log_info("shutdown", "signal %d: no new connections; draining %d in-flight requests",
-	         (int)sig, in_flight(s));
-	http_server_stop_accepting(s->http);
-	if (s->metrics_http != NULL)
-		http_server_stop_accepting(s->metrics_http);
-	s->drain_deadline_ms =
-	    monotonic_ms() + 1000 * config_int(&s->app->cfg, CFG_SHUTDOWN_TIMEOUT);
-	struct timeval tick = {0, 20 * 1000};
-	event_add(s->drain_timer, &tick);
+	         (int)sig, in_flight);
+	for (int i = 0; i < s->nloops; i++)
+		serve_loop_drain(s->loops[i]);
 }
 
 static bool start_pools(struct server *s)
@@ -131,93 +95,123 @@ static bool migrate_at_start(struct app *app)
 	return true;
 }
 
-static bool start_listeners(struct server *s)
+static bool open_listeners(struct server *s)
 {
 	struct config *cfg = &s->app->cfg;
 	struct hex_err err = {0};
-	const char *metrics_listen = config_str(cfg, CFG_METRICS_LISTEN);
-	bool separate_metrics = metrics_listen[0] != '\0';
-	struct http_server_config hc = {
-	    .listen = config_str(cfg, CFG_HTTP_LISTEN),
-	    .listeners = 1u << LISTEN_API | (separate_metrics ? 0 : 1u << LISTEN_METRICS),
-	    .body_limit = (size_t)config_int(cfg, CFG_BODY_LIMIT),
-	    .access_log = config_bool(cfg, CFG_ACCESS_LOG),
-	    .metrics = config_bool(cfg, CFG_METRICS),
-	};
-	const char *redis_url = config_str(cfg, CFG_REDIS_URL);
-	if (redis_url[0] != '\0') {
-		s->cache_async = redis_async_cache_new(
-		    s->base, redis_url, (int)config_int(cfg, CFG_REDIS_TIMEOUT_MS), &err);
-		if (s->cache_async == NULL) {
-			fprintf(stderr, "hexd: HEX_REDIS_URL: %s\n", err.message);
-			return false;
-		}
-		hc.cache_async = redis_async_cache_port(s->cache_async);
-		hc.signer = jwt_signer_port(&s->app->signer);
-	}
-	struct http_executor exec = {&executor_ops, s};
-	s->http = http_server_new(s->base, &hc, exec, &err);
-	if (s->http == NULL) {
+	s->api_fd = http_listen_socket(config_str(cfg, CFG_HTTP_LISTEN), "http_listen", &err);
+	if (s->api_fd < 0) {
 		fprintf(stderr, "hexd: HEX_HTTP_LISTEN: %s\n", err.message);
 		return false;
 	}
-	if (separate_metrics) {
-		hc.listen = metrics_listen;
-		hc.listeners = 1u << LISTEN_METRICS;
-		s->metrics_http = http_server_new(s->base, &hc, exec, &err);
-		if (s->metrics_http == NULL) {
+	const char *metrics_listen = config_str(cfg, CFG_METRICS_LISTEN);
+	if (metrics_listen[0] != '\0') {
+		s->metrics_fd = http_listen_socket(metrics_listen, "metrics_listen", &err);
+		if (s->metrics_fd < 0) {
 			fprintf(stderr, "hexd: HEX_METRICS_LISTEN: %s\n", err.message);
 			return false;
 		}
 	}
-	log_info("listening", "hexd %s serving v1 on http://%s, metrics on http://%s/metrics",
-	         HEX_VERSION, config_str(cfg, CFG_HTTP_LISTEN),
-	         separate_metrics ? metrics_listen : config_str(cfg, CFG_HTTP_LISTEN));
 	return true;
+}
+
+/* HEX_LOOPS=0: one loop per CPU core, at most 4 (beyond that the workers need them). */
+static int loop_count(struct app *app)
+{
+	long n = config_int(&app->cfg, CFG_LOOPS);
+	if (n == 0) {
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		n = n < 1 ? 1 : n > 4 ? 4 : n;
+	}
+	return n > LOOPS_MAX ? LOOPS_MAX : (int)n;
+}
+
+static bool start_loops(struct server *s)
+{
+	int n = loop_count(s->app);
+	for (int i = 0; i < n; i++) {
+		struct serve_loop_config c = {.app = s->app,
+		                              .exec = {&executor_ops, s},
+		                              .index = i,
+		                              .api_fd = s->api_fd,
+		                              .metrics_fd = s->metrics_fd};
+		s->loops[i] = serve_loop_new(&c);
+		if (s->loops[i] == NULL)
+			return false;
+		s->nloops++;
+	}
+	return true;
+}
+
+static void *loop_thread(void *arg)
+{
+	serve_loop_run(arg);
+	return NULL;
 }
 
 int cmd_serve(struct app *app, int argc, char **argv)
 {
 	int rc = 1;
-	struct server s = {.app = app};
+	struct server s = {.app = app, .api_fd = -1, .metrics_fd = -1};
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(on_libevent_log);
 	evthread_use_pthreads();
 	hex_strlcpy(app->dummy_hash, crypt_hasher_dummy_hash(&app->hasher), sizeof app->dummy_hash);
-	if (!migrate_at_start(app))
-		return 1;
-	s.base = event_base_new();
+	if (!migrate_at_start(app) || !open_listeners(&s))
+		goto out;
 	if (!start_pools(&s)) {
 		fprintf(stderr, "hexd: could not start the workers (see the log above)\n");
 		goto out;
 	}
-	if (!start_listeners(&s))
+	if (!start_loops(&s))
 		goto out;
 	http_metrics_register();
 	daemon_metrics_register(s.pools, POOL_COUNT);
-	s.sig_term = evsignal_new(s.base, SIGTERM, on_signal, &s);
-	s.sig_int = evsignal_new(s.base, SIGINT, on_signal, &s);
-	s.drain_timer = event_new(s.base, -1, EV_PERSIST, on_drain_tick, &s);
+	struct event_base *base0 = serve_loop_base(s.loops[0]);
+	s.sig_term = evsignal_new(base0, SIGTERM, on_signal, &s);
+	s.sig_int = evsignal_new(base0, SIGINT, on_signal, &s);
 	event_add(s.sig_term, NULL);
 	event_add(s.sig_int, NULL);
-	event_base_dispatch(s.base);
-	rc = 0;
+	for (int i = 1; i < s.nloops; i++) {
+		if (pthread_create(&s.threads[i], NULL, loop_thread, s.loops[i]) != 0) {
+			log_error("loop_start_failed", "could not start loop thread %d", i);
+			break;
+		}
+		s.nthreads = i;
+	}
+	const char *api = config_str(&app->cfg, CFG_HTTP_LISTEN);
+	const char *metrics = config_str(&app->cfg, CFG_METRICS_LISTEN);
+	log_info("listening",
+	         "hexd %s serving v1 on http://%s, metrics on http://%s/metrics (%d loops, %ld "
+	         "workers, %ld kdf workers)",
+	         HEX_VERSION, api, metrics[0] != '\0' ? metrics : api, s.nthreads + 1,
+	         config_int(&app->cfg, CFG_WORKERS), config_int(&app->cfg, CFG_KDF_WORKERS));
+	if (s.nthreads + 1 == s.nloops) {
+		serve_loop_run(s.loops[0]);
+		rc = 0;
+	} else {
+		for (int i = 1; i <= s.nthreads; i++)
+			serve_loop_stop(s.loops[i]);
+	}
+	for (int i = 1; i <= s.nthreads; i++)
+		pthread_join(s.threads[i], NULL);
 	log_info("stopped", "hexd stopped");
 out:
-	/* The cache reader first (its pending lookups go to the pools), then the workers
-	 * (a job still running may hand its reply to the server), then the servers. */
-	redis_async_cache_free(s.cache_async);
+	/* Cache readers first (their pending lookups go to the pools), then the workers
+	 * (a job still running may hand its reply to its loop), then the loops. */
+	for (int i = 0; i < s.nloops; i++)
+		serve_loop_close_cache(s.loops[i]);
 	for (int i = 0; i < POOL_COUNT; i++)
 		worker_pool_free(s.pools[i]);
-	http_server_free(s.http);
-	http_server_free(s.metrics_http);
 	if (s.sig_term != NULL)
 		event_free(s.sig_term);
 	if (s.sig_int != NULL)
 		event_free(s.sig_int);
-	if (s.drain_timer != NULL)
-		event_free(s.drain_timer);
-	if (s.base != NULL)
-		event_base_free(s.base);
+	for (int i = 0; i < s.nloops; i++)
+		serve_loop_free(s.loops[i]);
+	if (s.api_fd >= 0)
+		close(s.api_fd);
+	if (s.metrics_fd >= 0)
+		close(s.metrics_fd);
 	return rc;
 }

@@ -7,7 +7,7 @@
 # `N passed, N failed` summed over both builds. Exit status 0 only if nothing failed.
 # A build that fails, or a build with no tests, counts as one failure.
 #
-# Environment: HEX_TEST_PG_PORT (55432), HEX_TEST_REDIS_PORT (56379),
+# Environment: HEX_TEST_PG_PORT (25432), HEX_TEST_REDIS_PORT (26379),
 # HEX_TEST_JOBS (ctest parallelism, 2).
 set -euo pipefail
 
@@ -15,8 +15,8 @@ HEX_SCRIPT='test'
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PG_PORT=${HEX_TEST_PG_PORT:-55432}
-REDIS_PORT=${HEX_TEST_REDIS_PORT:-56379}
+PG_PORT=${HEX_TEST_PG_PORT:-25432}
+REDIS_PORT=${HEX_TEST_REDIS_PORT:-26379}
 JOBS=${HEX_TEST_JOBS:-2}
 
 TOTAL_PASSED=0

@@ -6,7 +6,7 @@
 # migrates, then runs `hexd serve` in the foreground. Ctrl-C stops hexd (it drains its
 # in-flight requests), then Redis and PostgreSQL.
 #
-# Environment: HEX_DEV_PG_PORT (54320), HEX_DEV_REDIS_PORT (63790), and every HEX_* key
+# Environment: HEX_DEV_PG_PORT (15432), HEX_DEV_REDIS_PORT (16379), and every HEX_* key
 # of hexd (e.g. HEX_HTTP_LISTEN, HEX_LOG_FORMAT=text, HEX_STRIPE_SECRET_KEY).
 set -euo pipefail
 
@@ -14,8 +14,8 @@ HEX_SCRIPT=up
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PG_PORT=${HEX_DEV_PG_PORT:-54320}
-REDIS_PORT=${HEX_DEV_REDIS_PORT:-63790}
+PG_PORT=${HEX_DEV_PG_PORT:-15432}
+REDIS_PORT=${HEX_DEV_REDIS_PORT:-16379}
 HEXD=$HEX_ROOT/build/bin/hexd
 
 hex_random_hex() {

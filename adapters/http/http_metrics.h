@@ -1,13 +1,18 @@
 /*
  * http_metrics: per-route request counters by status, latency histograms and rolling
- * latency windows. Written only by the loop thread that sends replies (no locks on the
- * hot path); read by /metrics and by the admin port on the same thread.
+ * latency windows. Each loop thread writes its own set under its own mutex (never
+ * contended on the hot path); readers merge every loop's set.
  */
 #ifndef HEX_HTTP_METRICS_H
 #define HEX_HTTP_METRICS_H
 
 #include "adapters/http/http_routes.h"
 #include "core/latency_window.h"
+
+#define HTTP_METRICS_LOOPS_MAX 8
+
+/* The calling thread is loop `index` (0..HTTP_METRICS_LOOPS_MAX-1): once, at its start. */
+void http_metrics_bind_loop(int index);
 
 /* route NULL: a request that matched no route. */
 void http_metrics_record(const struct http_route *route, int status, int64_t duration_us);
@@ -17,7 +22,7 @@ void http_metrics_register(void);
 
 typedef void (*http_latency_fn)(const char *method, const char *route,
                                 const struct latency_stats *s, void *arg);
-/* Calls fn for every route with traffic in the last `seconds`. Loop thread only. */
+/* Calls fn for every route with traffic in the last `seconds`, all loops merged. */
 void http_metrics_latency(int seconds, http_latency_fn fn, void *arg);
 
 #endif

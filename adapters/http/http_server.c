@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 struct http_server {
 	struct event_base *base;
@@ -379,7 +381,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg,
-                                    struct http_executor exec, struct hex_err *err)
+                                    struct http_executor exec, int listen_fd, struct hex_err *err)
 {
 	struct http_server *s = xcalloc(1, sizeof *s);
 	s->base = base;
@@ -397,27 +399,19 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 	                                        EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(s->http, on_request, s);
 
-	char host[256];
-	const char *colon = strrchr(cfg->listen, ':');
-	size_t hlen = colon != NULL ? (size_t)(colon - cfg->listen) : 0;
-	if (colon == NULL || hlen == 0 || hlen >= sizeof host) {
-		hex_fail(err, HEX_INVALID, "http_listen", "bad listen address %s", cfg->listen);
+	/* Each loop accepts from its own duplicate of the shared listening socket. */
+	int fd = dup(listen_fd);
+	struct evconnlistener *l =
+	    fd < 0 ? NULL
+	           : evconnlistener_new(base, NULL, NULL,
+	                                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (l == NULL) {
+		if (fd >= 0)
+			close(fd);
+		hex_fail(err, HEX_UNAVAILABLE, NULL, "cannot accept on %s", cfg->listen);
 		goto fail;
 	}
-	memcpy(host, cfg->listen, hlen);
-	host[hlen] = '\0';
-	/* [::1]:5000 */
-	char *h = host;
-	if (h[0] == '[' && hlen > 2 && h[hlen - 1] == ']') {
-		h[hlen - 1] = '\0';
-		h++;
-	}
-	s->bound = evhttp_bind_socket_with_handle(s->http, h, (ev_uint16_t)atoi(colon + 1));
-	if (s->bound == NULL) {
-		hex_fail(err, HEX_UNAVAILABLE, "http_listen", "cannot listen on %s (in use?)",
-		         cfg->listen);
-		goto fail;
-	}
+	s->bound = evhttp_bind_listener(s->http, l);
 	return s;
 fail:
 	http_server_free(s);

@@ -37,9 +37,13 @@ struct http_server_config {
 	struct token_signer signer;
 };
 
-/* NULL + err when the address cannot be bound. The base must have pthreads enabled. */
+/*
+ * A server on base accepting from listen_fd (see http_listen_socket; the caller keeps
+ * and closes it). Several loops may serve the same fd. The base must have pthreads
+ * enabled. NULL + err on failure.
+ */
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg,
-                                    struct http_executor exec, struct hex_err *err);
+                                    struct http_executor exec, int listen_fd, struct hex_err *err);
 /* Closes the listening socket; connections already open are still served. */
 void http_server_stop_accepting(struct http_server *s);
 /* Requests received and not yet answered. */

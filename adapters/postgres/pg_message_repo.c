@@ -136,9 +136,9 @@ static enum hex_status pg_message_repo_get(void *self, const char *id, struct me
 	return st;
 }
 
-static enum hex_status pg_message_repo_update_body(void *self, const char *id,
-                                                   const char *owner_id, const char *body,
-                                                   int64_t updated_at_us, struct message *out)
+static enum hex_status pg_message_repo_update_body(void *self, const char *id, const char *owner_id,
+                                                   const char *body, int64_t updated_at_us,
+                                                   struct message *out)
 {
 	if (!message_id_valid(id) || !user_id_valid(owner_id))
 		return HEX_NOT_FOUND;

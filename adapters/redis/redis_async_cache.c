@@ -72,8 +72,12 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
 	struct redis_async_cache *c = ac->data;
-	if (c != NULL && status == REDIS_OK)
+	if (c == NULL)
+		return;
+	if (status == REDIS_OK)
 		c->backoff_ms = BACKOFF_MIN_MS;
+	else /* hiredis frees a context that never connected without a disconnect callback */
+		on_disconnect(ac, REDIS_ERR);
 }
 
 /* Drops the connection: hiredis answers every pending lookup with a NULL reply. */

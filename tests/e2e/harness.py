@@ -20,6 +20,7 @@ import os
 import re
 import secrets
 import shutil
+import random
 import signal
 import socket
 import subprocess
@@ -53,10 +54,20 @@ _DEFAULT = object()
 
 
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago, below Linux's ephemeral range
+    (32768-60999): a port from that range can be taken by any outgoing connection on a
+    busy machine between this check and the server's bind."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        if port in (25432, 26379):  # the test command's PostgreSQL and Redis
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port in 20000-32000")
 
 
 def unique_email(prefix="user"):

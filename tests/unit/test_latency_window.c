@@ -1,7 +1,8 @@
 /*
  * test_latency_window: the rolling per-second window behind the live latency feed:
  * requests/s, error rate (>= 500 only), p50/p95/p99 upper bounds on known
- * distributions, slot reuse, exclusion of old seconds, and the clamped `seconds`.
+ * distributions, slot reuse, exclusion of old seconds, the clamped `seconds`, and
+ * merging per-thread windows.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -350,6 +351,111 @@ static void seconds_argument_is_clamped(void **state)
 	free(w);
 }
 
+static void assert_same_stats(const struct latency_stats *a, const struct latency_stats *b,
+                              const char *what)
+{
+	if (a->count != b->count || a->p50_us != b->p50_us || a->p95_us != b->p95_us ||
+	    a->p99_us != b->p99_us || fabs(a->requests_per_s - b->requests_per_s) > 1e-9 ||
+	    fabs(a->error_rate - b->error_rate) > 1e-9)
+		fail_msg("%s: merged {n %llu rps %g err %g p50 %lld p95 %lld p99 %lld} vs one "
+		         "window {n %llu rps %g err %g p50 %lld p95 %lld p99 %lld}",
+		         what, (unsigned long long)a->count, a->requests_per_s, a->error_rate,
+		         (long long)a->p50_us, (long long)a->p95_us, (long long)a->p99_us,
+		         (unsigned long long)b->count, b->requests_per_s, b->error_rate,
+		         (long long)b->p50_us, (long long)b->p95_us, (long long)b->p99_us);
+}
+
+static void merge_adds_the_same_seconds(void **state)
+{
+	struct latency_window *a = window_new(), *b = window_new(), *sum = window_new();
+	for (int i = 0; i < 30; i++)
+		latency_window_record(a, AT(0), 200, 200);
+	for (int i = 0; i < 10; i++)
+		latency_window_record(b, AT(0), 90000, 500);
+	latency_window_record(b, AT(1), 200, 200);
+	latency_window_merge(sum, a);
+	latency_window_merge(sum, b);
+	struct latency_stats s = read_at(sum, AT(1), 10);
+	assert_int_equal(s.count, 41);
+	assert_true(fabs(s.error_rate - 10.0 / 41.0) < 1e-9);
+	assert_upper_bound(s.p50_us, 200, "p50");
+	assert_upper_bound(s.p95_us, 90000, "p95");
+	assert_int_equal(read_at(sum, AT(1), 1).count, 1);
+	/* The sources are left as they were. */
+	assert_int_equal(read_at(a, AT(1), 10).count, 30);
+	assert_int_equal(read_at(b, AT(1), 10).count, 11);
+	free(a);
+	free(b);
+	free(sum);
+}
+
+static void merge_keeps_the_newer_second_of_a_slot(void **state)
+{
+	/* a last wrote slot 0 at T0; b wrote the same slot at T0+10. */
+	struct latency_window *a = window_new(), *b = window_new();
+	for (int i = 0; i < 7; i++)
+		latency_window_record(a, AT(0), 5000000, 503);
+	for (int i = 0; i < 2; i++)
+		latency_window_record(b, AT(10), 100, 200);
+	static const int orders[2][2] = {{0, 1}, {1, 0}};
+	for (int o = 0; o < 2; o++) {
+		struct latency_window *dst = window_new();
+		struct latency_window *src[2] = {a, b};
+		latency_window_merge(dst, src[orders[o][0]]);
+		latency_window_merge(dst, src[orders[o][1]]);
+		struct latency_stats s = read_at(dst, AT(10), 10);
+		assert_int_equal(s.count, 2);
+		assert_true(s.error_rate == 0.0);
+		assert_upper_bound(s.p99_us, 100, "p99 after merging a stale slot");
+		free(dst);
+	}
+	/* An empty window merges as nothing. */
+	struct latency_window *dst = window_new(), *empty = window_new();
+	latency_window_merge(dst, b);
+	latency_window_merge(dst, empty);
+	assert_int_equal(read_at(dst, AT(10), 10).count, 2);
+	free(dst);
+	free(empty);
+	free(a);
+	free(b);
+}
+
+/*
+ * Per-thread windows merged must read exactly like one window that saw every request:
+ * a random time-ordered stream over 40 s, each request recorded by one of 3 "loops".
+ */
+static void merged_windows_read_like_one(void **state)
+{
+	srand(11);
+	for (int round = 0; round < 30; round++) {
+		struct latency_window *loop[3], *one = window_new(), *merged = window_new();
+		for (int k = 0; k < 3; k++)
+			loop[k] = window_new();
+		int64_t now = AT(0);
+		int n = rand() % 2000;
+		for (int i = 0; i < n; i++) {
+			now += rand() % 40000; /* 0..40 ms apart: 2000 requests span up to ~40 s */
+			int64_t d = 10 + rand() % 300000;
+			int status = rand() % 10 == 0 ? 500 + rand() % 4 : 200 + rand() % 300;
+			latency_window_record(loop[rand() % 3], now, d, status);
+			latency_window_record(one, now, d, status);
+		}
+		for (int k = 0; k < 3; k++)
+			latency_window_merge(merged, loop[k]);
+		for (int seconds = 1; seconds <= LATENCY_WINDOW_SLOTS; seconds++) {
+			for (int64_t later = 0; later <= 3 * SEC_US; later += SEC_US) {
+				struct latency_stats a = read_at(merged, now + later, seconds);
+				struct latency_stats b = read_at(one, now + later, seconds);
+				assert_same_stats(&a, &b, "merged vs one window");
+			}
+		}
+		for (int k = 0; k < 3; k++)
+			free(loop[k]);
+		free(one);
+		free(merged);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +474,9 @@ int main(void)
 	    cmocka_unit_test(full_ring_of_ten_seconds_then_wraps),
 	    cmocka_unit_test(old_seconds_are_excluded),
 	    cmocka_unit_test(seconds_argument_is_clamped),
+	    cmocka_unit_test(merge_adds_the_same_seconds),
+	    cmocka_unit_test(merge_keeps_the_newer_second_of_a_slot),
+	    cmocka_unit_test(merged_windows_read_like_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

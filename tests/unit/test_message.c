@@ -47,9 +47,9 @@ static void utf8_length_counts_code_points(void **state)
 {
 	assert_int_equal(message_utf8_length(""), 0);
 	assert_int_equal(message_utf8_length("abc"), 3);
-	assert_int_equal(message_utf8_length("\xc3\xa9"), 1);             /* é */
-	assert_int_equal(message_utf8_length("\xe2\x82\xac"), 1);         /* € */
-	assert_int_equal(message_utf8_length("\xf0\x9f\x98\x80"), 1);     /* 😀 */
+	assert_int_equal(message_utf8_length("\xc3\xa9"), 1);         /* é */
+	assert_int_equal(message_utf8_length("\xe2\x82\xac"), 1);     /* € */
+	assert_int_equal(message_utf8_length("\xf0\x9f\x98\x80"), 1); /* 😀 */
 	assert_int_equal(message_utf8_length("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"), 5);
 	/* A combining accent is a code point of its own: e + U+0301 is two. */
 	assert_int_equal(message_utf8_length("e\xcc\x81"), 2);
@@ -66,7 +66,7 @@ static void utf8_length_refuses_malformed_text(void **state)
 	    "\xc3",             /* cut short at the end */
 	    "\xe2\x82",         /* cut short */
 	    "\xf0\x9f\x98",     /* cut short */
-	    "\xc3" "a",         /* a lead byte followed by ASCII */
+	    "\xc3\x41",         /* a lead byte followed by ASCII */
 	    "\xc0\x80",         /* overlong NUL */
 	    "\xc1\xbf",         /* overlong */
 	    "\xe0\x80\x80",     /* overlong 3-byte */
@@ -166,7 +166,8 @@ static void ids_are_canonical_uuids(void **state)
 
 static void filter_tag_depends_on_every_filter_and_nothing_else(void **state)
 {
-	struct message_cursor c = {.created_at_us = 5, .id = "01a228a7-063b-78c6-a2d4-afc0624e5904"};
+	struct message_cursor c = {.created_at_us = 5,
+	                           .id = "01a228a7-063b-78c6-a2d4-afc0624e5904"};
 	struct message_filter base = {.user_id = "01a228a7-05be-709f-97a0-60f60d3d88bf",
 	                              .query = "hello",
 	                              .has_since = true,

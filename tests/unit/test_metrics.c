@@ -822,6 +822,85 @@ static void http_series_count_by_route_pattern_and_status(void **state)
 	assert_int_equal(found, 3);
 }
 
+/* Loops record into their own sets; /metrics and the latency feed add them all up. */
+#define LOOP_THREADS 5
+#define LOOP_EACH    20000
+static const int loop_of_thread[LOOP_THREADS] = {1, 2, 3, 7, -1 /* clamps to 0 */};
+
+static void *loop_recorder(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	http_metrics_bind_loop(loop_of_thread[t]);
+	const struct http_route *ready = http_routes_at(route_index(HTTP_GET, "/readyz"));
+	for (int i = 0; i < LOOP_EACH; i++)
+		http_metrics_record(ready, i % 4 == 0 ? 503 : 200, 120);
+	return NULL;
+}
+
+static void *loop_scraper(void *arg)
+{
+	int *bad = arg;
+	while (!atomic_load(&observers_done)) {
+		struct metrics_writer w;
+		metrics_writer_init(&w);
+		metrics_collect(&w);
+		if (strstr(w.buf, "# TYPE hex_http_requests_total counter\n") == NULL)
+			(*bad)++;
+		metrics_writer_free(&w);
+	}
+	return NULL;
+}
+
+static bool is_readyz(const struct seen_route *r)
+{
+	return strcmp(r->route, "/readyz") == 0;
+}
+
+static void loops_record_apart_and_are_read_together(void **state)
+{
+	pthread_t t[LOOP_THREADS], s;
+	int bad = 0;
+	atomic_store(&observers_done, false);
+	assert_int_equal(pthread_create(&s, NULL, loop_scraper, &bad), 0);
+	for (int i = 0; i < LOOP_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, loop_recorder, (void *)(intptr_t)i),
+		                 0);
+	for (int i = 0; i < LOOP_THREADS; i++)
+		pthread_join(t[i], NULL);
+	atomic_store(&observers_done, true);
+	pthread_join(s, NULL);
+	assert_int_equal(bad, 0);
+
+	struct metrics_writer w;
+	metrics_writer_init(&w);
+	metrics_collect(&w);
+	assert_exposition(w.buf);
+	double ok = value_of(
+	    w.buf, "hex_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"}");
+	double busy = value_of(
+	    w.buf, "hex_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"503\"}");
+	assert_true(ok == LOOP_THREADS * LOOP_EACH * 3 / 4);
+	assert_true(busy == LOOP_THREADS * LOOP_EACH / 4);
+	struct parsed_histogram ph;
+	read_histogram(w.buf, "hex_http_request_duration_seconds",
+	               "method=\"GET\",route=\"/readyz\"", &ph);
+	assert_true(ph.count == LOOP_THREADS * LOOP_EACH);
+	assert_true(ph.cum[0] == 0 && ph.cum[1] == LOOP_THREADS * LOOP_EACH); /* 120 µs */
+	assert_true(fabs(ph.sum - LOOP_THREADS * LOOP_EACH * 120e-6) < 1e-6);
+	metrics_writer_free(&w);
+
+	struct seen_route seen[8] = {0};
+	http_metrics_latency(10, on_latency, seen);
+	const struct seen_route *r = NULL;
+	for (int i = 0; i < 8 && seen[i].calls; i++)
+		if (is_readyz(&seen[i]))
+			r = &seen[i];
+	assert_non_null(r);
+	assert_int_equal(r->s.count, LOOP_THREADS * LOOP_EACH);
+	assert_true(fabs(r->s.error_rate - 0.25) < 1e-9);
+	assert_true(r->s.p99_us >= 120 && r->s.p99_us <= 150);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -839,6 +918,7 @@ int main(void)
 	    cmocka_unit_test(collect_writes_core_series_then_collectors_in_order),
 	    cmocka_unit_test(concurrent_observers_lose_nothing_and_scrapes_stay_valid),
 	    cmocka_unit_test(http_series_count_by_route_pattern_and_status),
+	    cmocka_unit_test(loops_record_apart_and_are_read_together),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -832,8 +832,7 @@ struct rate_limiter fake_rate_limiter_port(struct fake_rate_limiter *l)
 /* ---- message_repo ---- */
 
 enum { MSG_INSERT, MSG_GET, MSG_UPDATE_BODY, MSG_REMOVE, MSG_LIST, MSG_NOPS };
-static const char *const message_ops[MSG_NOPS] = {"insert", "get", "update_body", "remove",
-                                                  "list"};
+static const char *const message_ops[MSG_NOPS] = {"insert", "get", "update_body", "remove", "list"};
 
 static struct message *message_row(struct fake_message_repo *r, const char *id)
 {
@@ -891,7 +890,8 @@ static enum hex_status fake_message_insert(void *self, const struct message *m)
 	if (st != HEX_OK)
 		return st;
 	if (!message_id_valid(m->id) || m->body == NULL || message_row(r, m->id) != NULL)
-		fake_die("messages.insert", "a malformed or duplicate message reached the repository");
+		fake_die("messages.insert",
+		         "a malformed or duplicate message reached the repository");
 	if (r->users != NULL && repo_row(r->users, m->user_id) == NULL)
 		return HEX_NOT_FOUND;
 	fake_message_repo_store(r, m);
@@ -991,7 +991,8 @@ static void message_note_filter(struct fake_message_repo *r, const struct messag
 	}
 	if (f->query != NULL) {
 		if (!hex_strlcpy(r->last_query, f->query, sizeof r->last_query))
-			fake_die("messages.list", "a query longer than the limit reached the repository");
+			fake_die("messages.list",
+			         "a query longer than the limit reached the repository");
 		r->last_filter.query = r->last_query;
 	}
 	if (f->after != NULL) {

@@ -1,0 +1,13 @@
+/* http_listen: the listening socket of an address, shared by every loop thread. */
+#ifndef HEX_HTTP_LISTEN_H
+#define HEX_HTTP_LISTEN_H
+
+#include "core/hex.h"
+
+/*
+ * Binds and listens on "host:port" ("[::1]:5000" for IPv6); returns a non-blocking fd
+ * the caller closes, or -1 with err naming why (address in use, bad address).
+ */
+int http_listen_socket(const char *listen, const char *field, struct hex_err *err);
+
+#endif
