@@ -33,15 +33,18 @@ void latency_window_record(struct latency_window *w, int64_t now_us, int64_t dur
 		w->slot_sec[s] = sec;
 		w->count[s] = 0;
 		w->errors[s] = 0;
+		w->max_us[s] = 0;
 		memset(w->hist[s], 0, sizeof w->hist[s]);
 	}
 	w->count[s]++;
+	if (duration_us > w->max_us[s])
+		w->max_us[s] = duration_us;
 	if (status >= 500)
 		w->errors[s]++;
 	w->hist[s][bucket_of(duration_us)]++;
 }
 
-static int64_t percentile(const uint64_t *hist, uint64_t count, double q)
+static int64_t percentile(const uint64_t *hist, uint64_t count, int64_t max_us, double q)
 {
 	if (count == 0)
 		return 0;
@@ -52,9 +55,9 @@ static int64_t percentile(const uint64_t *hist, uint64_t count, double q)
 	for (int i = 0; i < LATENCY_WINDOW_BUCKETS; i++) {
 		cum += hist[i];
 		if (cum >= rank)
-			return bucket_bound_us(i);
+			return i == LATENCY_WINDOW_BUCKETS - 1 ? max_us : bucket_bound_us(i);
 	}
-	return bucket_bound_us(LATENCY_WINDOW_BUCKETS - 1);
+	return max_us;
 }
 
 void latency_window_read(const struct latency_window *w, int64_t now_us, int seconds,
@@ -67,12 +70,15 @@ void latency_window_read(const struct latency_window *w, int64_t now_us, int sec
 	int64_t now_sec = now_us / 1000000;
 	uint64_t hist[LATENCY_WINDOW_BUCKETS] = {0};
 	uint64_t count = 0, errors = 0;
+	int64_t max_us = 0;
 	for (int s = 0; s < LATENCY_WINDOW_SLOTS; s++) {
 		int64_t age = now_sec - w->slot_sec[s];
 		if (w->slot_sec[s] == 0 || age < 0 || age >= seconds)
 			continue;
 		count += w->count[s];
 		errors += w->errors[s];
+		if (w->max_us[s] > max_us)
+			max_us = w->max_us[s];
 		for (int i = 0; i < LATENCY_WINDOW_BUCKETS; i++)
 			hist[i] += w->hist[s][i];
 	}
@@ -80,9 +86,9 @@ void latency_window_read(const struct latency_window *w, int64_t now_us, int sec
 	out->count = count;
 	out->requests_per_s = (double)count / seconds;
 	out->error_rate = count > 0 ? (double)errors / (double)count : 0.0;
-	out->p50_us = percentile(hist, count, 0.50);
-	out->p95_us = percentile(hist, count, 0.95);
-	out->p99_us = percentile(hist, count, 0.99);
+	out->p50_us = percentile(hist, count, max_us, 0.50);
+	out->p95_us = percentile(hist, count, max_us, 0.95);
+	out->p99_us = percentile(hist, count, max_us, 0.99);
 }
 
 void latency_window_merge(struct latency_window *dst, const struct latency_window *src)
@@ -93,10 +99,13 @@ void latency_window_merge(struct latency_window *dst, const struct latency_windo
 		if (src->slot_sec[s] > dst->slot_sec[s]) {
 			dst->slot_sec[s] = src->slot_sec[s];
 			dst->count[s] = dst->errors[s] = 0;
+			dst->max_us[s] = 0;
 			memset(dst->hist[s], 0, sizeof dst->hist[s]);
 		}
 		dst->count[s] += src->count[s];
 		dst->errors[s] += src->errors[s];
+		if (src->max_us[s] > dst->max_us[s])
+			dst->max_us[s] = src->max_us[s];
 		for (int i = 0; i < LATENCY_WINDOW_BUCKETS; i++)
 			dst->hist[s][i] += src->hist[s][i];
 	}

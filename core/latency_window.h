@@ -15,6 +15,7 @@ struct latency_window {
 	int64_t slot_sec[LATENCY_WINDOW_SLOTS];
 	uint32_t count[LATENCY_WINDOW_SLOTS];
 	uint32_t errors[LATENCY_WINDOW_SLOTS];
+	int64_t max_us[LATENCY_WINDOW_SLOTS]; /* the top bucket reports this */
 	uint32_t hist[LATENCY_WINDOW_SLOTS][LATENCY_WINDOW_BUCKETS];
 };
 
@@ -22,7 +23,9 @@ struct latency_stats {
 	double requests_per_s;
 	double error_rate; /* share of replies with status >= 500, 0..1 */
 	uint64_t count;
-	int64_t p50_us, p95_us, p99_us; /* upper bound of the bucket: at most +25% high */
+	/* Upper bound of the bucket: never below the true value, at most 25% above it;
+	 * past the last bucket (~13 s) the slowest request seen. */
+	int64_t p50_us, p95_us, p99_us;
 };
 
 void latency_window_record(struct latency_window *w, int64_t now_us, int64_t duration_us,
