@@ -1,0 +1,76 @@
+/* payment.h: the payment domain type and its rules (amounts, currencies, state order). */
+#ifndef HEX_PAYMENT_H
+#define HEX_PAYMENT_H
+
+#include "core/user.h"
+
+#define HEX_STRIPE_ID_MAX     255 /* pi_..., cs_..., evt_... */
+#define HEX_CLIENT_SECRET_MAX 255
+#define HEX_URL_MAX           2048
+#define HEX_AMOUNT_MAX        99999999 /* Stripe's limit for most currencies: 999,999.99 */
+
+enum payment_purpose { PURPOSE_WALLET_TOP_UP = 0, PURPOSE_MEMBERSHIP };
+
+/*
+ * Declared in the order a payment may move: a status only ever changes to a later one,
+ * whatever order Stripe's events arrive in (failed -> succeeded is a retry with another
+ * card; nothing leaves refunded, nothing goes back from succeeded to failed).
+ */
+enum payment_status {
+	PAYMENT_REQUIRES_PAYMENT_METHOD = 0,
+	PAYMENT_PROCESSING,
+	PAYMENT_FAILED,
+	PAYMENT_SUCCEEDED,
+	PAYMENT_REFUNDED,
+};
+
+struct payment {
+	char id[HEX_ID_LEN + 1];
+	char user_id[HEX_ID_LEN + 1];
+	int64_t amount;   /* minor units of currency, > 0 */
+	char currency[4]; /* ISO 4217, lower case */
+	enum payment_purpose purpose;
+	enum payment_status status;
+	char stripe_payment_intent_id[HEX_STRIPE_ID_MAX + 1]; /* "" until Stripe answered */
+	char client_secret[HEX_CLIENT_SECRET_MAX + 1];        /* "" until Stripe answered */
+	int64_t created_at_us;
+	int64_t updated_at_us;
+};
+
+/* What a Stripe event means for us, parsed from its JSON by the Stripe adapter. */
+enum payment_event_kind {
+	EVENT_INTENT_SUCCEEDED = 0, /* payment_intent.succeeded */
+	EVENT_INTENT_FAILED,        /* payment_intent.payment_failed */
+	EVENT_CHECKOUT_COMPLETED,   /* checkout.session.completed */
+	EVENT_CHARGE_REFUNDED,      /* charge.refunded */
+	EVENT_OTHER,                /* recorded and ignored */
+};
+
+struct payment_event {
+	char id[HEX_STRIPE_ID_MAX + 1]; /* evt_... : the idempotency key of delivery */
+	char type[64];
+	enum payment_event_kind kind;
+	char intent_id[HEX_STRIPE_ID_MAX + 1]; /* the PaymentIntent it is about, or "" */
+	char payment_id[HEX_ID_LEN + 1];       /* metadata.payment_id, or "" */
+	int64_t amount;                        /* amount received / refunded, minor units */
+	char currency[4];
+	int64_t created_s;   /* event.created */
+	const char *payload; /* the raw JSON body, borrowed */
+	size_t payload_len;
+};
+
+/* HEX_INVALID naming "amount" unless 0 < amount <= HEX_AMOUNT_MAX. */
+enum hex_status payment_amount_check(int64_t amount, struct hex_err *err) HEX_MUST_CHECK;
+/* Lower-cases a three-letter code into out[4]; HEX_INVALID naming "currency" otherwise
+ * or when the currency is not one hexd accepts (see payment.c). */
+enum hex_status payment_currency_normalize(const char *in, char out[4],
+                                           struct hex_err *err) HEX_MUST_CHECK;
+/* True when a payment in status `from` may move to `to`. */
+bool payment_status_advances(enum payment_status from, enum payment_status to);
+
+const char *payment_purpose_name(enum payment_purpose p);
+bool payment_purpose_parse(const char *s, enum payment_purpose *out);
+const char *payment_status_name(enum payment_status s);
+bool payment_status_parse(const char *s, enum payment_status *out);
+
+#endif
