@@ -490,11 +490,14 @@ class PaginationUnderInsertsTest(MessagesCase):
         for i in range(40):
             self.create(s if i % 3 else other, "seed %d" % i)
         stop = threading.Event()
+        permits = threading.Semaphore(0)  # the walk lets the poster post a few at a time
         posted, errors = [], []
 
         def poster():
             i = 0
             while not stop.is_set():
+                if not permits.acquire(timeout=0.05):
+                    continue
                 who = (s, other)[i % 2]
                 r = self.post("/v1/messages", {"body": "late %d" % i}, token=who.access)
                 (posted if r.status == 201 else errors).append(r)
@@ -509,15 +512,16 @@ class PaginationUnderInsertsTest(MessagesCase):
                 params = {"limit": limit}
                 if user_id:
                     params["user_id"] = user_id
-                # The first page is read before anything new is posted; then a second
-                # client posts messages without pause until the walk has ended.
+                # The first page is read before anything new is posted; then, before
+                # every further page, a second client posts two messages.
                 first = self.list_ok(token, **params)
                 self.assertIsNotNone(first["next_cursor"])
                 stop.clear()
                 t = threading.Thread(target=poster)
                 t.start()
                 try:
-                    rest = self.walk_from(first["next_cursor"], token, posted, **params)
+                    rest = self.walk_from(first["next_cursor"], token, posted, permits,
+                                          **params)
                 finally:
                     stop.set()
                     t.join(60)
@@ -530,12 +534,13 @@ class PaginationUnderInsertsTest(MessagesCase):
                 keys = [(m["created_at"], m["id"]) for m in first["data"] + rest]
                 self.assertEqual(keys, sorted(keys, reverse=True))
 
-    def walk_from(self, cursor, token, posted, **params):
-        """The pages after cursor; before each, waits until the poster has posted more."""
+    def walk_from(self, cursor, token, posted, permits, **params):
+        """The pages after cursor; before each, lets the poster post two messages."""
         seen, pages = [], 0
         while cursor:
             n = len(posted)
-            self.assertTrue(harness.wait_until(lambda: len(posted) > n, 20),
+            permits.release(2)
+            self.assertTrue(harness.wait_until(lambda: len(posted) >= n + 2, 20),
                             "the concurrent poster stalled")
             b = self.list_ok(token, cursor=cursor, **params)
             pages += 1
