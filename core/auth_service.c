@@ -167,7 +167,8 @@ enum hex_status auth_service_logout(struct auth_service *s, const char *user_id,
 }
 
 enum hex_status auth_service_authenticate(struct auth_service *s, const char *access_token,
-                                          struct principal *out, struct hex_err *err)
+                                          bool skip_cache, struct principal *out,
+                                          struct hex_err *err)
 {
 	int64_t now_s = s->users->clock.ops->now_us(s->users->clock.self) / US_PER_S;
 	struct token_claims claims;
@@ -176,7 +177,8 @@ enum hex_status auth_service_authenticate(struct auth_service *s, const char *ac
 	    s->signer.ops->verify(s->signer.self, access_token, TOKEN_ACCESS, now_s, &claims, err);
 	if (st != HEX_OK)
 		return HEX_UNAUTHENTICATED;
-	st = user_service_read(s->users, claims.sub, &u, err);
+	st = skip_cache ? user_service_load(s->users, claims.sub, &u, err)
+	                : user_service_read(s->users, claims.sub, &u, err);
 	if (st == HEX_NOT_FOUND)
 		return hex_fail(err, HEX_UNAUTHENTICATED, NULL, "the user no longer exists");
 	if (st != HEX_OK)

@@ -61,10 +61,13 @@ enum hex_status auth_service_logout(struct auth_service *s, const char *user_id,
  * read the user some other way (an event loop reading the cache asynchronously).
  */
 enum hex_status auth_service_admit(const struct token_claims *claims, const struct user *u,
-				   struct principal *out, struct hex_err *err) HEX_MUST_CHECK;
-/* Verifies an access token and loads the caller; a revoked or deleted user is refused. */
+                                   struct principal *out, struct hex_err *err) HEX_MUST_CHECK;
+/*
+ * Verifies an access token and loads the caller (through the cache unless skip_cache:
+ * the caller already missed it); a revoked or deleted user is refused.
+ */
 enum hex_status auth_service_authenticate(struct auth_service *s, const char *access_token,
-                                          struct principal *out,
+                                          bool skip_cache, struct principal *out,
                                           struct hex_err *err) HEX_MUST_CHECK;
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -52,6 +53,27 @@ void logger_json_escape(char *buf, size_t n, const char *s)
 	buf[o] = '\0';
 }
 
+/* `"k":"v","n":1` -> `k=v n=1`: the same fields, for human eyes. */
+static void fields_as_text(const char *fields, char *out, size_t n)
+{
+	size_t o = 0;
+	bool quoted = false;
+	for (const char *p = fields; *p != '\0' && o + 1 < n; p++) {
+		if (*p == '\\' && quoted && p[1] != '\0') {
+			out[o++] = *++p;
+		} else if (*p == '"') {
+			quoted = !quoted;
+		} else if (!quoted && *p == ':') {
+			out[o++] = '=';
+		} else if (!quoted && *p == ',') {
+			out[o++] = ' ';
+		} else {
+			out[o++] = *p;
+		}
+	}
+	out[o] = '\0';
+}
+
 static void emit(enum logger_level lvl, const char *event, const char *fields, const char *msg)
 {
 	struct timespec ts;
@@ -73,10 +95,14 @@ static void emit(enum logger_level lvl, const char *event, const char *fields, c
 
 	char line[4096];
 	if (log_format == LOGGER_TEXT) {
-		snprintf(line, sizeof line, "%s %-5s %s%s%s%s%s%s%s\n", when, level_names[lvl],
+		char text[2048] = "";
+		if (fields != NULL)
+			fields_as_text(fields, text, sizeof text);
+		snprintf(line, sizeof line, "%s %-5s %s%s%s%s%s%s%s%s%s\n", when, level_names[lvl],
 		         event, ctx_request_id ? " request_id=" : "",
-		         ctx_request_id ? ctx_request_id : "", fields ? " " : "",
-		         fields ? fields : "", msg ? " " : "", msg ? msg : "");
+		         ctx_request_id ? ctx_request_id : "", ctx_trace_id ? " trace_id=" : "",
+		         ctx_trace_id ? ctx_trace_id : "", fields ? " " : "", text, msg ? " " : "",
+		         msg ? msg : "");
 	} else {
 		line[0] = '\0';
 		char esc[2048] = "";

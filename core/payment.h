@@ -73,4 +73,54 @@ bool payment_purpose_parse(const char *s, enum payment_purpose *out);
 const char *payment_status_name(enum payment_status s);
 bool payment_status_parse(const char *s, enum payment_status *out);
 
+/* ---- added with the payment service (issue 4) ---- */
+
+#define HEX_CLIENT_KEY_MAX      255 /* our own Idempotency-Key header, like Stripe's */
+#define HEX_EVENT_ID_MAX        255 /* membership hook event ids */
+#define HEX_FAILURE_MESSAGE_MAX 199 /* why the provider refused, as hex_err.message holds */
+
+/* A payment id is a canonical UUID text (either case). */
+bool payment_id_valid(const char *id);
+
+/*
+ * HEX_OK for 1..HEX_CLIENT_KEY_MAX printable ASCII characters without spaces; else
+ * HEX_INVALID naming "idempotency_key".
+ */
+enum hex_status payment_client_key_check(const char *key, struct hex_err *err) HEX_MUST_CHECK;
+
+/* What an event of a kind does to the payment it is about (see payment_event_plan_of). */
+struct payment_event_plan {
+	bool has_target;            /* false: the event changes no payment */
+	enum payment_status target; /* applied only if payment_status_advances() */
+	/*
+	 * The owner of a membership purchase becomes a member. Applied whether or not the
+	 * status advanced, so that a success that arrives after the refund still counts and
+	 * every delivery order ends in the same state.
+	 */
+	bool grants_membership;
+};
+
+void payment_event_plan_of(enum payment_event_kind kind, struct payment_event_plan *out);
+const char *payment_event_kind_name(enum payment_event_kind k);
+
+/* Keyset position in the list order (created_at DESC, id DESC). */
+struct payment_cursor {
+	int64_t created_at_us;
+	char id[HEX_ID_LEN + 1];
+};
+
+/* What the repository lists: already checked and normalised by the service. */
+struct payment_filter {
+	const char *user_id; /* lower-case owner id, or NULL for every user's payments */
+	int status;          /* -1 for any, else enum payment_status */
+	int limit;           /* 1..HEX_LIST_MAX */
+	const struct payment_cursor *after; /* NULL for the first page */
+};
+
+struct payment_page {
+	struct payment items[HEX_LIST_MAX];
+	int count;
+	bool has_more; /* the next cursor is the last item's position */
+};
+
 #endif

@@ -62,6 +62,14 @@ enum hex_status user_service_read(struct user_service *s, const char *id, struct
 		return hex_fail(err, HEX_NOT_FOUND, NULL, "user not found");
 	if (s->cache.ops != NULL && s->cache.ops->get(s->cache.self, id, out) == HEX_OK)
 		return HEX_OK;
+	return user_service_load(s, id, out, err);
+}
+
+enum hex_status user_service_load(struct user_service *s, const char *id, struct user *out,
+                                  struct hex_err *err)
+{
+	if (!user_id_valid(id))
+		return hex_fail(err, HEX_NOT_FOUND, NULL, "user not found");
 	enum hex_status st = s->repo.ops->get(s->repo.self, id, out);
 	if (st != HEX_OK)
 		return repo_failed(st, err);

@@ -27,6 +27,10 @@ enum hex_status user_service_create(struct user_service *s, const char *email, c
 /* Cache-aside read: cache, then repository (and fills the cache). */
 enum hex_status user_service_read(struct user_service *s, const char *id, struct user *out,
                                   struct hex_err *err) HEX_MUST_CHECK;
+/* The second half of a read: the repository, then fills the cache. For a caller that
+ * has just missed the cache by other means. */
+enum hex_status user_service_load(struct user_service *s, const char *id, struct user *out,
+                                  struct hex_err *err) HEX_MUST_CHECK;
 /*
  * Updates the user id. A password change revokes every session of the user.
  * The cache entry is deleted after the write commits.

@@ -45,6 +45,7 @@ struct http_exchange {
 	json_t *json;            /* parsed body of a JSON route */
 	struct principal caller; /* valid on routes with bearer auth */
 	bool authenticated;      /* caller already admitted on the loop thread */
+	bool cache_missed;       /* the loop's async read missed: skip the cache */
 	bool deferred;           /* a loop-first handler asked for a worker */
 
 	/* The reply. */

@@ -180,8 +180,8 @@ static void run_exchange(void *job, void *ctx)
 	if (r->auth == AUTH_BEARER && !x->authenticated) {
 		if (!bearer_token(x->authorization, &token))
 			reply_no_bearer(x);
-		else if ((st = auth_service_authenticate(&svc->auth, token, &x->caller, &err)) !=
-		         HEX_OK)
+		else if ((st = auth_service_authenticate(&svc->auth, token, x->cache_missed,
+		                                         &x->caller, &err)) != HEX_OK)
 			http_reply_error(x, st, &err);
 	}
 	if (x->status == 0 && r->body == BODY_JSON &&
@@ -291,6 +291,7 @@ static void on_caller_cached(void *arg, enum hex_status st, const struct user *u
 	struct http_exchange *x = arg;
 	struct hex_err err = {0};
 	if (st != HEX_OK) { /* miss or Redis trouble: the worker reads through to PostgreSQL */
+		x->cache_missed = st == HEX_NOT_FOUND;
 		dispatch(x);
 		return;
 	}

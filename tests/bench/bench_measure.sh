@@ -46,22 +46,45 @@ bench_wrk_finish() {
 }
 
 # bench_cpu_mark CASE PID / bench_cpu_done CASE PID: a hexd's CPU use over a case, from
-# /proc: cpu_pct (all threads, % of one core), loop_pct (the main thread, which runs the
-# event loop: HTTP parsing, replies, access log) and cpu_us (CPU time per request).
-declare -A BENCH_CPU0=()
-
+# /proc: cpu_pct (% of one core, all threads), cpu_us (CPU time per request) and
+# threads ("main 55%, hexd 49%": per thread name, trailing numbers dropped, so threads
+# named like "loop-1" and "loop-2" add up; the process's first thread is "main"; names
+# under 1% left out).
 bench_cpu_mark() {
-	BENCH_CPU0[$1]="$(bench_cpu_ticks "$2") $(bench_cpu_ticks "$2/task/$2")"
+	bench_cpu_ticks "$2" >"$BENCH_TMP/cpu-$1.total"
+	bench_cpu_threads "$2" >"$BENCH_TMP/cpu-$1.threads"
 }
 
 bench_cpu_done() {
-	local name=$1 pid=$2 t0 l0
-	read -r t0 l0 <<<"${BENCH_CPU0[$name]}"
-	read -r "RES[$name.cpu_pct]" "RES[$name.loop_pct]" "RES[$name.cpu_us]" < <(awk \
-		-v t=$(($(bench_cpu_ticks "$pid") - t0)) -v l=$(($(bench_cpu_ticks "$pid/task/$pid") - l0)) \
-		-v hz="$BENCH_CLK_TCK" -v n="${RES[$name.requests]}" -v us="${RES[$name.duration_us]}" \
-		'BEGIN { s = us / 1e6; printf "%.0f %.0f %.0f\n", 100 * t / hz / s, 100 * l / hz / s,
-			n ? t * 1e6 / hz / n : 0 }')
+	local name=$1 pid=$2 t0 secs
+	t0=$(<"$BENCH_TMP/cpu-$name.total")
+	secs=$(awk -v us="${RES[$name.duration_us]}" 'BEGIN { print us / 1e6 }')
+	read -r "RES[$name.cpu_pct]" "RES[$name.cpu_us]" < <(awk \
+		-v t=$(($(bench_cpu_ticks "$pid") - t0)) -v hz="$BENCH_CLK_TCK" -v s="$secs" \
+		-v n="${RES[$name.requests]}" \
+		'BEGIN { printf "%.0f %.0f\n", 100 * t / hz / s, (n ? t * 1e6 / hz / n : 0) }')
+	RES[$name.threads]=$(bench_cpu_threads "$pid" | awk -v hz="$BENCH_CLK_TCK" -v s="$secs" '
+		NR == FNR { before[$1] = $3; next }
+		{ use[$2] += $3 - before[$1] }
+		END {
+			for (g in use) printf "%s %.0f\n", g, 100 * use[g] / hz / s
+		}' "$BENCH_TMP/cpu-$name.threads" - |
+		sort -k2,2nr -k1,1 | awk '$2 >= 1 { printf "%s%s %s%%", (n++ ? ", " : ""), $1, $2 }')
+}
+
+# One line per thread of PID: tid, name group, utime + stime in ticks.
+bench_cpu_threads() {
+	local pid=$1 task tid comm ticks
+	for task in /proc/"$pid"/task/*; do
+		tid=${task##*/}
+		comm=$(cat "$task/comm" 2>/dev/null) || continue
+		[ "$tid" = "$pid" ] && comm=main
+		comm=${comm//[[:space:]]/_}
+		comm=$(sed -E 's/[-_:.#]?[0-9]+$//' <<<"$comm")
+		# The name in stat may hold spaces and parentheses: count fields after the last ')'.
+		ticks=$(sed -E 's/.*\) //' "$task/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+		[ -n "$ticks" ] && printf '%s %s %s\n' "$tid" "${comm:-thread}" "$ticks"
+	done
 }
 
 # bench_wrk CASE SCRIPT URL THREADS CONNS TIMEOUT [PID]: one measured run in the

@@ -46,7 +46,7 @@ bench_machine() {
 }
 
 bench_versions() {
-	printf -- '- hexd: %s (%s, commit %s)\n' "$BENCH_HEXD_VERSION" "$BENCH_BUILD" "$BENCH_COMMIT"
+	printf -- '- hexd: %s (%s; %s)\n' "$BENCH_HEXD_VERSION" "$BENCH_BUILD" "$BENCH_COMMIT"
 	printf -- '- compiler: %s; libevent %s\n' "$(cc --version | head -n 1)" \
 		"$(pkg-config --modversion libevent 2>/dev/null || echo '?')"
 	printf -- '- nginx: %s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
@@ -100,11 +100,12 @@ bench_report_results() {
 
 bench_report_hexd() {
 	local x
-	printf '| case | hexd CPU (%% of one core) | event-loop thread | CPU per request |\n'
-	printf '|---|---:|---:|---:|\n'
+	printf '| case | hexd CPU (%% of one core) | CPU per request | by thread (`main` = first thread) |\n'
+	printf '|---|---:|---:|---|\n'
 	for x in b h c d e; do
-		printf '| %s | %s%% | %s%% | %s |\n' "$x" "${RES[$x.cpu_pct]}" "${RES[$x.loop_pct]}" \
-			"$([ "$x" = e ] && printf 'n/a (mixed)' || printf '%s µs' "${RES[$x.cpu_us]}")"
+		printf '| %s | %s%% | %s | %s |\n' "$x" "${RES[$x.cpu_pct]}" \
+			"$([ "$x" = e ] && printf 'n/a (mixed)' || printf '%s µs' "${RES[$x.cpu_us]}")" \
+			"${RES[$x.threads]}"
 	done
 	printf '\nRedis keyspace hits per request during b: %s (during c: %s in all). ' \
 		"$(awk -v h="$BENCH_HITS_B" -v n="${RES[b.requests]}" \

@@ -44,10 +44,12 @@ bench_wait_pid_gone() {
 	done
 }
 
-# bench_cpu_ticks PID or PID/task/TID: utime + stime in clock ticks (a process: all its
-# threads).
+# bench_cpu_ticks PID: utime + stime of all its threads, in clock ticks (0 once it is
+# gone). Fields are counted after the last ')': the name before it may hold spaces.
 bench_cpu_ticks() {
-	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || printf '0\n'
+	local v
+	v=$(sed -E 's/.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }')
+	printf '%s\n' "${v:-0}"
 }
 
 # Waits until a process uses under 5% of one core over half a second. After a login run,

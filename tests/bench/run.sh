@@ -11,8 +11,9 @@
 # Environment: HEX_BENCH_DURATION (10, seconds per measured run), HEX_BENCH_WARMUP (2),
 # HEX_BENCH_LOGIN_USERS (64), HEX_BENCH_PORT_BASE (28400, first port tried),
 # HEX_BENCH_LOG_LEVEL (info, hexd's), HEX_BENCH_HEXD (a hexd binary to use instead of
-# building one), HEX_BENCH_OUT (docs/BENCHMARKS.md, raw outputs in tests/bench/last-run/;
-# another path gets its raw outputs in <path>.raw/; "-" keeps nothing).
+# building one) with HEX_BENCH_REVISION (what it was built from, for the report),
+# HEX_BENCH_OUT (docs/BENCHMARKS.md, raw outputs in tests/bench/last-run/; another path
+# gets its raw outputs in <path>.raw/; "-" keeps nothing).
 set -euo pipefail
 
 HEX_SCRIPT=bench
@@ -89,7 +90,12 @@ bench_hexd_binary() {
 	fi
 	[ -x "$BENCH_HEXD" ] || hex_die "no hexd binary at $BENCH_HEXD"
 	BENCH_HEXD_VERSION=$("$BENCH_HEXD" --version 2>&1 | head -n 1)
-	BENCH_COMMIT=$(git -C "$HEX_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+	if [ -n "${HEX_BENCH_HEXD:-}" ]; then
+		# Only the caller knows what a given binary was built from.
+		BENCH_COMMIT=${HEX_BENCH_REVISION:-built from an unknown revision}
+		return 0
+	fi
+	BENCH_COMMIT="commit $(git -C "$HEX_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 	if [ -n "$(git -C "$HEX_ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
 		BENCH_COMMIT="$BENCH_COMMIT + uncommitted changes"
 	fi
@@ -195,7 +201,7 @@ main() {
 	BENCH_COMMAND="tests/bench/run.sh"
 	local var
 	for var in HEX_BENCH_DURATION HEX_BENCH_WARMUP HEX_BENCH_LOGIN_USERS HEX_BENCH_LOG_LEVEL \
-		HEX_BENCH_HEXD; do
+		HEX_BENCH_HEXD HEX_BENCH_REVISION; do
 		[ -n "${!var:-}" ] && BENCH_COMMAND="$var=${!var} $BENCH_COMMAND"
 	done
 	bench_check_number HEX_BENCH_DURATION "$BENCH_DURATION"

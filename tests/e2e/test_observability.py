@@ -314,6 +314,32 @@ class ObsCase(HexCase):
         self.assertEqual(len(lines), 1, "access lines of %s: %s" % (request_id, lines))
         return lines[0]
 
+    def check_line(self, o, request_id, method, route, status, trace_id=None):
+        self.assertEqual(o.get("event"), "http_request", o)
+        self.assertRegex(o.get("time", ""), RFC3339_RE, o)
+        self.assertEqual(o.get("level"), "error" if status >= 500 else "info", o)
+        self.assertEqual(o.get("request_id"), request_id, o)
+        self.assertRegex(o.get("trace_id", ""), r"^[0-9a-f]{32}$", o)
+        if trace_id is not None:
+            self.assertEqual(o["trace_id"], trace_id, o)
+        self.assertEqual(o.get("method"), method, o)
+        self.assertEqual(o.get("route"), route, o)
+        self.assertIs(type(o.get("status")), int, o)
+        self.assertEqual(o["status"], status, o)
+        self.assertIs(type(o.get("duration_us")), int, o)
+        self.assertGreaterEqual(o["duration_us"], 0, o)
+        self.assertLess(o["duration_us"], 60 * 1000000, o)
+
+    def reply_trace(self, r):
+        tp = r.header("traceparent")
+        self.assertIsNotNone(tp, "no traceparent on %r" % r)
+        m = TRACEPARENT_RE.match(tp)
+        self.assertIsNotNone(m, "bad traceparent %r on %r" % (tp, r))
+        trace, span, flags = m.groups()
+        self.assertNotEqual(trace, "0" * 32)
+        self.assertNotEqual(span, "0" * 16)
+        return trace, span, flags
+
 
 # ---------------------------------------------------------------------------------------
 # /metrics after a known sequence, in a process that served nothing else
@@ -446,8 +472,8 @@ class MetricsAfterKnownSequenceTest(ObsCase):
                          method="GET", route="/healthz", le="0.001")
         self.assertGreaterEqual(fast, 1, "no health check under 1 ms")
         slowest = one_value(self, fams, "hex_http_request_duration_seconds_bucket",
-                            method="GET", route="/healthz", le="0.01")
-        self.assertEqual(slowest, 3, "a health check took over 10 ms")
+                            method="GET", route="/healthz", le="0.1")
+        self.assertEqual(slowest, 3, "a health check took over 100 ms")
 
     def test_cache_hits_and_misses_moved_as_expected(self):
         fams = self.parsed(self.text1)
@@ -535,32 +561,6 @@ class MetricsAfterKnownSequenceTest(ObsCase):
 
 
 class AccessLogTest(ObsCase):
-    def check_line(self, o, request_id, method, route, status, trace_id=None):
-        self.assertEqual(o.get("event"), "http_request", o)
-        self.assertRegex(o.get("time", ""), RFC3339_RE, o)
-        self.assertEqual(o.get("level"), "error" if status >= 500 else "info", o)
-        self.assertEqual(o.get("request_id"), request_id, o)
-        self.assertRegex(o.get("trace_id", ""), r"^[0-9a-f]{32}$", o)
-        if trace_id is not None:
-            self.assertEqual(o["trace_id"], trace_id, o)
-        self.assertEqual(o.get("method"), method, o)
-        self.assertEqual(o.get("route"), route, o)
-        self.assertIs(type(o.get("status")), int, o)
-        self.assertEqual(o["status"], status, o)
-        self.assertIs(type(o.get("duration_us")), int, o)
-        self.assertGreaterEqual(o["duration_us"], 0, o)
-        self.assertLess(o["duration_us"], 60 * 1000000, o)
-
-    def reply_trace(self, r):
-        tp = r.header("traceparent")
-        self.assertIsNotNone(tp, "no traceparent on %r" % r)
-        m = TRACEPARENT_RE.match(tp)
-        self.assertIsNotNone(m, "bad traceparent %r on %r" % (tp, r))
-        trace, span, flags = m.groups()
-        self.assertNotEqual(trace, "0" * 32)
-        self.assertNotEqual(span, "0" * 16)
-        return trace, span, flags
-
     def test_fields_of_an_anonymous_request(self):
         r = self.get("/healthz", headers={"X-Request-Id": "obs-health-1"})
         self.assertEqual(r.status, 200)
@@ -781,6 +781,10 @@ class AccessLogTest(ObsCase):
             self.assertNotIn(sig, log, "the signature of the %s is in the log" % what)
         for v in (password + "-new", wrong):
             self.stack.note_secret(v)
+
+
+class ServerErrorLogTest(ObsCase):
+    """In a class of its own: the database outage it needs must not touch other tests."""
 
     def test_5xx_is_logged_at_level_error(self):
         db = self.stack.db

@@ -75,7 +75,7 @@ static enum hex_status authenticate(struct fake_world *w, const char *token, str
                                     struct hex_err *err)
 {
 	memset(err, 0, sizeof *err);
-	return auth_service_authenticate(&w->auth, token, p, err);
+	return auth_service_authenticate(&w->auth, token, false, p, err);
 }
 
 static struct token_claims claims_of(const char *token)

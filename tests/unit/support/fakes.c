@@ -1041,6 +1041,451 @@ struct message_repo fake_message_repo_port(struct fake_message_repo *r)
 	return (struct message_repo){.ops = &fake_message_ops, .self = r};
 }
 
+/* ---- payment_repo ---- */
+
+enum {
+	PAY_INSERT,
+	PAY_FIND_BY_KEY,
+	PAY_GET,
+	PAY_ATTACH_INTENT,
+	PAY_MARK_FAILED,
+	PAY_LIST,
+	PAY_APPLY_EVENT,
+	PAY_MEMBERSHIP_EVENT,
+	PAY_NOPS
+};
+static const char *const payment_ops[PAY_NOPS] = {
+    "insert",      "find_by_client_key",      "get", "attach_intent", "mark_failed", "list",
+    "apply_event", "record_membership_event",
+};
+
+static struct payment_record *payment_row(struct fake_payment_repo *r, const char *id)
+{
+	for (int i = 0; id != NULL && i < r->count; i++)
+		if (strcmp(r->rows[i].payment.id, id) == 0)
+			return &r->rows[i];
+	return NULL;
+}
+
+static struct payment_record *payment_row_by_intent(struct fake_payment_repo *r, const char *intent)
+{
+	for (int i = 0; intent[0] != '\0' && i < r->count; i++)
+		if (strcmp(r->rows[i].payment.stripe_payment_intent_id, intent) == 0)
+			return &r->rows[i];
+	return NULL;
+}
+
+/* The unique indexes of the payments table. */
+static bool payment_clashes(struct fake_payment_repo *r, const struct payment_record *rec)
+{
+	for (int i = 0; i < r->count; i++) {
+		const struct payment_record *o = &r->rows[i];
+		if (strcmp(o->payment.id, rec->payment.id) == 0 ||
+		    strcmp(o->stripe_idempotency_key, rec->stripe_idempotency_key) == 0 ||
+		    (rec->client_key[0] != '\0' && strcmp(o->client_key, rec->client_key) == 0 &&
+		     strcmp(o->payment.user_id, rec->payment.user_id) == 0))
+			return true;
+	}
+	return false;
+}
+
+const struct payment_record *fake_payment_repo_find(const struct fake_payment_repo *r,
+                                                    const char *id)
+{
+	return payment_row((struct fake_payment_repo *)r, id);
+}
+
+void fake_payment_repo_store(struct fake_payment_repo *r, const struct payment_record *rec)
+{
+	if (r->count == FAKE_MAX_PAYMENTS)
+		fake_die("payments", "full: raise FAKE_MAX_PAYMENTS");
+	r->rows[r->count++] = *rec;
+}
+
+int fake_payment_repo_outbox_count(const struct fake_payment_repo *r, const char *event_id)
+{
+	int n = 0;
+	for (int i = 0; i < r->noutbox; i++)
+		n += strcmp(r->outbox[i].event_id, event_id) == 0;
+	return n;
+}
+
+static enum hex_status fake_payment_insert(void *self, const struct payment_record *rec)
+{
+	struct fake_payment_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, PAY_INSERT);
+	if (st != HEX_OK)
+		return st;
+	if (r->race_armed) {
+		r->race_armed = false;
+		fake_payment_repo_store(r, &r->racer);
+	}
+	if (!payment_id_valid(rec->payment.id) || !user_id_valid(rec->payment.user_id) ||
+	    rec->stripe_idempotency_key[0] == '\0')
+		fake_die("payments.insert", "a malformed record reached the repository");
+	if (payment_clashes(r, rec))
+		return HEX_CONFLICT;
+	fake_payment_repo_store(r, rec);
+	return HEX_OK;
+}
+
+static enum hex_status fake_payment_find_by_key(void *self, const char *user_id,
+                                                const char *client_key, struct payment_record *out)
+{
+	struct fake_payment_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, PAY_FIND_BY_KEY);
+	if (st != HEX_OK)
+		return st;
+	for (int i = 0; i < r->count; i++) {
+		if (strcmp(r->rows[i].payment.user_id, user_id) == 0 &&
+		    strcmp(r->rows[i].client_key, client_key) == 0) {
+			*out = r->rows[i];
+			return HEX_OK;
+		}
+	}
+	return HEX_NOT_FOUND;
+}
+
+static enum hex_status fake_payment_get(void *self, const char *id, struct payment *out)
+{
+	struct fake_payment_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, PAY_GET);
+	if (st != HEX_OK)
+		return st;
+	struct payment_record *row = payment_row(r, id);
+	if (row == NULL)
+		return HEX_NOT_FOUND;
+	*out = row->payment;
+	return HEX_OK;
+}
+
+static enum hex_status fake_payment_attach_intent(void *self, const char *id, const char *intent_id,
+                                                  const char *client_secret,
+                                                  enum payment_status status, int64_t now_us,
+                                                  struct payment *out)
+{
+	struct fake_payment_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, PAY_ATTACH_INTENT);
+	if (st != HEX_OK)
+		return st;
+	struct payment_record *row = payment_row(r, id);
+	if (row == NULL)
+		return HEX_NOT_FOUND;
+	struct payment *p = &row->payment;
+	hex_strlcpy(p->stripe_payment_intent_id, intent_id, sizeof p->stripe_payment_intent_id);
+	hex_strlcpy(p->client_secret, client_secret, sizeof p->client_secret);
+	if (payment_status_advances(p->status, status))
+		p->status = status;
+	p->updated_at_us = now_us;
+	*out = *p;
+	return HEX_OK;
+}
+
+static enum hex_status fake_payment_mark_failed(void *self, const char *id, const char *message,
+                                                int64_t now_us, struct payment *out)
+{
+	struct fake_payment_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, PAY_MARK_FAILED);
+	if (st != HEX_OK)
+		return st;
+	struct payment_record *row = payment_row(r, id);
+	if (row == NULL)
+		return HEX_NOT_FOUND;
+	if (payment_status_advances(row->payment.status, PAYMENT_FAILED))
+		row->payment.status = PAYMENT_FAILED;
+	hex_strlcpy(row->failure_message, message, sizeof row->failure_message);
+	row->payment.updated_at_us = now_us;
+	*out = row->payment;
+	return HEX_OK;
+}
+
+/* Newest first: (created_at, id) descending. */
+static int payment_order(const void *a, const void *b)
+{
+	const struct payment *x = *(const struct payment *const *)a;
+	const struct payment *y = *(const struct payment *const *)b;
+	if (x->created_at_us != y->created_at_us)
+		return x->created_at_us > y->created_at_us ? -1 : 1;
+	return -strcmp(x->id, y->id);
+}
+
+static bool payment_matches(const struct payment *p, const struct payment_filter *f)
+{
+	if (f->user_id != NULL && strcmp(p->user_id, f->user_id) != 0)
+		return false;
+	if (f->status >= 0 && (int)p->status != f->status)
+		return false;
+	const struct payment_cursor *c = f->after;
+	return c == NULL || p->created_at_us < c->created_at_us ||
+	       (p->created_at_us == c->created_at_us && strcmp(p->id, c->id) < 0);
+}
+
+static enum hex_status fake_payment_list(void *self, const struct payment_filter *f,
+                                         struct payment_page *out)
+{
+	struct fake_payment_repo *r = self;
+	out->count = 0;
+	out->has_more = false;
+	enum hex_status st = fake_enter(&r->base, PAY_LIST);
+	if (st != HEX_OK)
+		return st;
+	if (f->limit < 1 || f->limit > HEX_LIST_MAX)
+		fake_die("payments.list", "limit out of range reached the repository");
+	r->last_filter = *f;
+	r->last_filter.user_id = NULL;
+	r->last_filter.after = NULL;
+	if (f->user_id != NULL) {
+		hex_strlcpy(r->last_user_id, f->user_id, sizeof r->last_user_id);
+		r->last_filter.user_id = r->last_user_id;
+	}
+	if (f->after != NULL) {
+		r->last_after = *f->after;
+		r->last_filter.after = &r->last_after;
+	}
+	const struct payment *match[FAKE_MAX_PAYMENTS];
+	int n = 0;
+	for (int i = 0; i < r->count; i++)
+		if (payment_matches(&r->rows[i].payment, f))
+			match[n++] = &r->rows[i].payment;
+	qsort(match, (size_t)n, sizeof match[0], payment_order);
+	out->count = n < f->limit ? n : f->limit;
+	for (int i = 0; i < out->count; i++)
+		out->items[i] = *match[i];
+	out->has_more = n > f->limit;
+	return HEX_OK;
+}
+
+/* What the users table does when a membership is written; true if it changed. */
+static bool users_set_membership(struct fake_user_repo *users, const char *user_id,
+                                 enum membership m, int64_t now_us)
+{
+	struct fake_user_row *u = users != NULL ? repo_row(users, user_id) : NULL;
+	if (u == NULL || u->user.membership == m)
+		return false;
+	u->user.membership = m;
+	u->user.updated_at_us = now_us;
+	return true;
+}
+
+static enum hex_status fake_payment_apply_event(void *self, const struct payment_event *ev,
+                                                const struct payment_event_plan *plan,
+                                                int64_t now_us, struct payment_event_effect *out)
+{
+	struct fake_payment_repo *r = self;
+	memset(out, 0, sizeof *out);
+	enum hex_status st = fake_enter(&r->base, PAY_APPLY_EVENT);
+	if (st != HEX_OK)
+		return st;
+	for (int i = 0; i < r->nevents; i++) {
+		if (strcmp(r->events[i].id, ev->id) == 0) {
+			out->duplicate = true;
+			return HEX_OK;
+		}
+	}
+	if (r->nevents == FAKE_MAX_PAYMENT_EVENTS || ev->payload_len >= FAKE_PAYLOAD_MAX)
+		fake_die("payments.apply_event", "full or payload too long for the fake");
+	struct fake_payment_event_row *e = &r->events[r->nevents++];
+	hex_strlcpy(e->id, ev->id, sizeof e->id);
+	e->kind = ev->kind;
+
+	struct payment_record *row =
+	    payment_id_valid(ev->payment_id) ? payment_row(r, ev->payment_id) : NULL;
+	if (row == NULL)
+		row = payment_row_by_intent(r, ev->intent_id);
+	if (row != NULL) {
+		struct payment *p = &row->payment;
+		out->payment_found = true;
+		out->status_changed =
+		    plan->has_target && payment_status_advances(p->status, plan->target);
+		bool learn_intent = p->stripe_payment_intent_id[0] == '\0' &&
+		                    ev->intent_id[0] != '\0' &&
+		                    payment_row_by_intent(r, ev->intent_id) == NULL;
+		if (out->status_changed)
+			p->status = plan->target;
+		if (learn_intent)
+			hex_strlcpy(p->stripe_payment_intent_id, ev->intent_id,
+			            sizeof p->stripe_payment_intent_id);
+		if (out->status_changed || learn_intent)
+			p->updated_at_us = now_us;
+		if (plan->grants_membership && p->purpose == PURPOSE_MEMBERSHIP &&
+		    users_set_membership(r->users, p->user_id, MEMBERSHIP_MEMBER, now_us))
+			hex_strlcpy(out->member_user_id, p->user_id, sizeof out->member_user_id);
+		out->payment = *p;
+	}
+	struct fake_outbox_row *o = &r->outbox[r->noutbox++];
+	hex_strlcpy(o->event_id, ev->id, sizeof o->event_id);
+	hex_strlcpy(o->topic, "payment_events", sizeof o->topic);
+	memcpy(o->payload, ev->payload, ev->payload_len);
+	o->payload[ev->payload_len] = '\0';
+	return HEX_OK;
+}
+
+static enum hex_status fake_payment_membership_event(void *self, const char *event_id,
+                                                     const char *user_id, enum membership m,
+                                                     int64_t now_us, struct membership_effect *out)
+{
+	struct fake_payment_repo *r = self;
+	memset(out, 0, sizeof *out);
+	enum hex_status st = fake_enter(&r->base, PAY_MEMBERSHIP_EVENT);
+	if (st != HEX_OK)
+		return st;
+	for (int i = 0; event_id != NULL && i < r->nmembership_events; i++) {
+		if (strcmp(r->membership_events[i].event_id, event_id) == 0) {
+			out->duplicate = true;
+			return HEX_OK;
+		}
+	}
+	if (r->users == NULL || repo_row(r->users, user_id) == NULL)
+		return HEX_NOT_FOUND;
+	if (event_id != NULL) {
+		if (r->nmembership_events == FAKE_MAX_PAYMENT_EVENTS)
+			fake_die("payments.record_membership_event", "full");
+		struct fake_membership_event_row *e =
+		    &r->membership_events[r->nmembership_events++];
+		hex_strlcpy(e->event_id, event_id, sizeof e->event_id);
+		hex_strlcpy(e->user_id, user_id, sizeof e->user_id);
+		e->membership = m;
+	}
+	out->changed = users_set_membership(r->users, user_id, m, now_us);
+	return HEX_OK;
+}
+
+static const struct payment_repo_ops fake_payment_ops = {
+    .insert = fake_payment_insert,
+    .find_by_client_key = fake_payment_find_by_key,
+    .get = fake_payment_get,
+    .attach_intent = fake_payment_attach_intent,
+    .mark_failed = fake_payment_mark_failed,
+    .list = fake_payment_list,
+    .apply_event = fake_payment_apply_event,
+    .record_membership_event = fake_payment_membership_event,
+};
+
+struct payment_repo fake_payment_repo_port(struct fake_payment_repo *r)
+{
+	if (r->base.ops == NULL)
+		fake_base_init(&r->base, "payments", payment_ops, PAY_NOPS, NULL);
+	return (struct payment_repo){.ops = &fake_payment_ops, .self = r};
+}
+
+/* ---- payment_gateway ---- */
+
+enum { GW_CREATE_INTENT, GW_CREATE_CHECKOUT, GW_RETRIEVE_INTENT, GW_NOPS };
+static const char *const gateway_ops[GW_NOPS] = {"create_intent", "create_checkout",
+                                                 "retrieve_intent"};
+
+static bool same_intent_request(const struct gateway_intent_request *a,
+                                const struct gateway_intent_request *b)
+{
+	return a->amount == b->amount && strcmp(a->currency, b->currency) == 0 &&
+	       strcmp(a->payment_id, b->payment_id) == 0 && strcmp(a->user_id, b->user_id) == 0 &&
+	       a->purpose == b->purpose;
+}
+
+/* Request storage: the provider must never hear of a payment that is not stored yet. */
+static void gateway_check_stored(const struct fake_gateway *g,
+                                 const struct gateway_intent_request *req)
+{
+	if (g->storage == NULL)
+		return;
+	const struct payment_record *rec = fake_payment_repo_find(g->storage, req->payment_id);
+	if (rec == NULL)
+		fake_die("gateway.create_intent", "called before the payment was stored");
+	const struct payment *p = &rec->payment;
+	if (strcmp(rec->stripe_idempotency_key, req->idempotency_key) != 0 ||
+	    p->amount != req->amount || strcmp(p->currency, req->currency) != 0 ||
+	    strcmp(p->user_id, req->user_id) != 0 || p->purpose != req->purpose)
+		fake_die("gateway.create_intent", "the request differs from the stored one");
+}
+
+static enum hex_status fake_gateway_create_intent(void *self,
+                                                  const struct gateway_intent_request *req,
+                                                  struct gateway_intent *out, struct hex_err *err)
+{
+	struct fake_gateway *g = self;
+	enum hex_status st = fake_enter(&g->base, GW_CREATE_INTENT);
+	if (g->nkeys_seen == FAKE_GATEWAY_MAX)
+		fake_die("gateway.create_intent", "too many calls for the fake");
+	hex_strlcpy(g->keys_seen[g->nkeys_seen++], req->idempotency_key, sizeof g->keys_seen[0]);
+	hex_strlcpy(g->last_trace_parent, req->trace_parent, sizeof g->last_trace_parent);
+	gateway_check_stored(g, req);
+	if (st == HEX_INVALID)
+		return hex_fail(err, st, NULL, "%s",
+		                g->refusal[0] != '\0' ? g->refusal : "refused");
+	if (st != HEX_OK)
+		return hex_fail(err, st, NULL, "injected failure");
+
+	struct fake_gateway_intent *it = NULL;
+	for (int i = 0; i < g->nintents && it == NULL; i++)
+		if (strcmp(g->intents[i].req.idempotency_key, req->idempotency_key) == 0)
+			it = &g->intents[i];
+	if (it != NULL && !same_intent_request(&it->req, req))
+		return hex_fail(err, HEX_CONFLICT, NULL,
+		                "idempotency key reused with other parameters");
+	if (it == NULL) {
+		if (g->nintents == FAKE_GATEWAY_MAX)
+			fake_die("gateway.create_intent", "too many intents for the fake");
+		it = &g->intents[g->nintents++];
+		it->req = *req;
+		it->intent =
+		    (struct gateway_intent){.status = g->intent_status, .amount = req->amount};
+		snprintf(it->intent.id, sizeof it->intent.id, "pi_fake_%d", g->nintents);
+		snprintf(it->intent.client_secret, sizeof it->intent.client_secret,
+		         "pi_fake_%d_secret_%d", g->nintents, 100 + g->nintents);
+		memcpy(it->intent.currency, req->currency, sizeof it->intent.currency);
+	}
+	if (g->lose_next_answer) {
+		g->lose_next_answer = false;
+		return hex_fail(err, HEX_UNAVAILABLE, NULL, "timed out");
+	}
+	*out = it->intent;
+	return HEX_OK;
+}
+
+static enum hex_status fake_gateway_create_checkout(void *self,
+                                                    const struct gateway_checkout_request *req,
+                                                    struct gateway_checkout *out,
+                                                    struct hex_err *err)
+{
+	struct fake_gateway *g = self;
+	enum hex_status st = fake_enter(&g->base, GW_CREATE_CHECKOUT);
+	if (st != HEX_OK)
+		return hex_fail(err, st, NULL, "injected failure");
+	memset(out, 0, sizeof *out);
+	snprintf(out->id, sizeof out->id, "cs_fake_%d", g->base.calls[GW_CREATE_CHECKOUT]);
+	snprintf(out->url, sizeof out->url, "https://checkout.invalid/%s", out->id);
+	return HEX_OK;
+}
+
+static enum hex_status fake_gateway_retrieve_intent(void *self, const char *intent_id,
+                                                    struct gateway_intent *out, struct hex_err *err)
+{
+	struct fake_gateway *g = self;
+	enum hex_status st = fake_enter(&g->base, GW_RETRIEVE_INTENT);
+	if (st != HEX_OK)
+		return hex_fail(err, st, NULL, "injected failure");
+	for (int i = 0; i < g->nintents; i++) {
+		if (strcmp(g->intents[i].intent.id, intent_id) == 0) {
+			*out = g->intents[i].intent;
+			return HEX_OK;
+		}
+	}
+	return hex_fail(err, HEX_NOT_FOUND, NULL, "no such intent");
+}
+
+static const struct payment_gateway_ops fake_gateway_ops = {
+    .create_intent = fake_gateway_create_intent,
+    .create_checkout = fake_gateway_create_checkout,
+    .retrieve_intent = fake_gateway_retrieve_intent,
+};
+
+struct payment_gateway fake_gateway_port(struct fake_gateway *g)
+{
+	if (g->base.ops == NULL)
+		fake_base_init(&g->base, "gateway", gateway_ops, GW_NOPS, NULL);
+	return (struct payment_gateway){.ops = &fake_gateway_ops, .self = g};
+}
+
 /* ---- the wired world ---- */
 
 struct fake_world *fake_world_new(void)
@@ -1054,11 +1499,15 @@ struct fake_world *fake_world_new(void)
 	fake_base_init(&w->refresh.base, "refresh", refresh_ops, REFRESH_NOPS, log);
 	fake_base_init(&w->limiter.base, "limiter", limiter_ops, LIMITER_NOPS, log);
 	fake_base_init(&w->messages_repo.base, "messages", message_ops, MSG_NOPS, log);
+	fake_base_init(&w->payments_repo.base, "payments", payment_ops, PAY_NOPS, log);
+	fake_base_init(&w->gateway.base, "gateway", gateway_ops, GW_NOPS, log);
 	w->clock.now_us = FAKE_T0_S * US_PER_S;
 	w->repo.refresh = &w->refresh;
 	w->limiter.clock = &w->clock;
 	w->repo.messages = &w->messages_repo;
 	w->messages_repo.users = &w->repo;
+	w->payments_repo.users = &w->repo;
+	w->gateway.storage = &w->payments_repo;
 
 	w->users = (struct user_service){
 	    .repo = fake_user_repo_port(&w->repo),
@@ -1074,6 +1523,13 @@ struct fake_world *fake_world_new(void)
 	auth_policy_defaults(&w->auth.policy);
 	w->messages = (struct message_service){
 	    .repo = fake_message_repo_port(&w->messages_repo),
+	    .clock = fake_clock_port(&w->clock),
+	    .ids = fake_ids_port(&w->ids),
+	};
+	w->payments = (struct payment_service){
+	    .repo = fake_payment_repo_port(&w->payments_repo),
+	    .gateway = fake_gateway_port(&w->gateway),
+	    .cache = fake_user_cache_port(&w->cache),
 	    .clock = fake_clock_port(&w->clock),
 	    .ids = fake_ids_port(&w->ids),
 	};
@@ -1099,5 +1555,7 @@ void fake_world_reset_calls(struct fake_world *w)
 	fake_calls_reset(&w->refresh.base);
 	fake_calls_reset(&w->limiter.base);
 	fake_calls_reset(&w->messages_repo.base);
+	fake_calls_reset(&w->payments_repo.base);
+	fake_calls_reset(&w->gateway.base);
 	fake_log_clear(&w->log);
 }

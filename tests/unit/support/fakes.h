@@ -14,6 +14,7 @@
 
 #include "core/auth_service.h"
 #include "core/message_service.h"
+#include "core/payment_service.h"
 #include "core/user_service.h"
 
 #define FAKE_MAX_OPS      8
@@ -194,7 +195,101 @@ void fake_message_repo_store(struct fake_message_repo *r, const struct message *
 /* Frees every stored body and empties the repository. */
 void fake_message_repo_reset(struct fake_message_repo *r);
 
-/* Every fake, wired into a user service and an auth service (default policy, prepared). */
+/*
+ * payment_repo: ops insert, find_by_client_key, get, attach_intent, mark_failed, list,
+ * apply_event, record_membership_event. users (may be NULL) is the users table of the same
+ * database: membership changes write it directly (no user repo call counted), as the real
+ * adapter does in the same transaction. A fault armed on apply_event or
+ * record_membership_event fires before anything changes (the transaction never happened).
+ */
+#define FAKE_MAX_PAYMENTS       64
+#define FAKE_MAX_PAYMENT_EVENTS 96
+#define FAKE_PAYLOAD_MAX        512
+
+struct fake_payment_event_row {
+	char id[HEX_STRIPE_ID_MAX + 1];
+	enum payment_event_kind kind;
+};
+
+struct fake_outbox_row {
+	char event_id[HEX_STRIPE_ID_MAX + 1];
+	char topic[32];
+	char payload[FAKE_PAYLOAD_MAX];
+};
+
+struct fake_membership_event_row {
+	char event_id[HEX_EVENT_ID_MAX + 1];
+	char user_id[HEX_ID_LEN + 1];
+	enum membership membership;
+};
+
+struct fake_payment_repo {
+	struct fake_base base;
+	struct payment_record rows[FAKE_MAX_PAYMENTS];
+	int count;
+	struct fake_payment_event_row events[FAKE_MAX_PAYMENT_EVENTS];
+	int nevents;
+	struct fake_outbox_row outbox[FAKE_MAX_PAYMENT_EVENTS];
+	int noutbox;
+	struct fake_membership_event_row membership_events[FAKE_MAX_PAYMENT_EVENTS];
+	int nmembership_events;
+	struct fake_user_repo *users;
+	/*
+	 * Armed: the next insert first stores racer (no call counted), as a concurrent request
+	 * with the same client key would have done between our lookup and our insert.
+	 */
+	bool race_armed;
+	struct payment_record racer;
+	/* The filter of the last list call, copied. */
+	struct payment_filter last_filter;
+	char last_user_id[HEX_ID_LEN + 1];
+	struct payment_cursor last_after;
+};
+struct payment_repo fake_payment_repo_port(struct fake_payment_repo *r);
+/* The stored record of payment id, or NULL. Valid until the next write. */
+const struct payment_record *fake_payment_repo_find(const struct fake_payment_repo *r,
+                                                    const char *id);
+/* Stores a copy of rec without counting a call (test set-up). */
+void fake_payment_repo_store(struct fake_payment_repo *r, const struct payment_record *rec);
+/* Outbox rows of event_id. */
+int fake_payment_repo_outbox_count(const struct fake_payment_repo *r, const char *event_id);
+
+/*
+ * payment_gateway: ops create_intent, create_checkout, retrieve_intent. Behaves like
+ * Stripe's idempotency: the first call with a key creates an intent; a later call with the
+ * same key and parameters answers the same intent; with other parameters HEX_CONFLICT.
+ * A fault armed with fake_fail_next() fires before the provider acts (a request that never
+ * arrived); lose_next_answer makes the next create act and then answer HEX_UNAVAILABLE
+ * (a timeout after the provider created the intent). An armed HEX_INVALID carries
+ * refusal as its message. When storage is set, every create_intent fails the test unless
+ * its payment is already stored there with the same provider key and parameters.
+ */
+#define FAKE_GATEWAY_MAX 64
+
+struct fake_gateway_intent {
+	struct gateway_intent_request req;
+	struct gateway_intent intent;
+};
+
+struct fake_gateway {
+	struct fake_base base;
+	struct fake_gateway_intent intents[FAKE_GATEWAY_MAX]; /* created at the "provider" */
+	int nintents;
+	/* The idempotency key of every create call, in order. */
+	char keys_seen[FAKE_GATEWAY_MAX][HEX_IDEMPOTENCY_KEY_MAX + 1];
+	int nkeys_seen;
+	char last_trace_parent[56];
+	bool lose_next_answer;
+	char refusal[HEX_FAILURE_MESSAGE_MAX + 1];
+	enum payment_status intent_status; /* what new intents report; default the first */
+	struct fake_payment_repo *storage;
+};
+struct payment_gateway fake_gateway_port(struct fake_gateway *g);
+
+/*
+ * Every fake, wired into a user service, an auth service (default policy, prepared), a
+ * message service and a payment service.
+ */
 struct fake_world {
 	struct fake_log log;
 	struct fake_clock clock;
@@ -206,9 +301,12 @@ struct fake_world {
 	struct fake_refresh_repo refresh;
 	struct fake_rate_limiter limiter;
 	struct fake_message_repo messages_repo;
+	struct fake_payment_repo payments_repo; /* its users are repo's rows */
+	struct fake_gateway gateway;            /* checks request storage in payments_repo */
 	struct user_service users;
 	struct auth_service auth;
 	struct message_service messages;
+	struct payment_service payments; /* cache is the user service's cache */
 };
 
 /* A new wired world with zeroed counters and an empty log; free with fake_world_free(). */
