@@ -74,7 +74,21 @@ static void fields_as_text(const char *fields, char *out, size_t n)
 	out[o] = '\0';
 }
 
-static void emit(enum logger_level lvl, const char *event, const char *fields, const char *msg)
+#define THREAD_BUFFER 16384
+
+static _Thread_local char thread_buf[THREAD_BUFFER];
+static _Thread_local size_t thread_len;
+
+void logger_flush(void)
+{
+	if (thread_len == 0)
+		return;
+	fwrite(thread_buf, 1, thread_len, stderr);
+	thread_len = 0;
+}
+
+static void emit(enum logger_level lvl, const char *event, const char *fields, const char *msg,
+                 bool buffered)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -117,7 +131,15 @@ static void emit(enum logger_level lvl, const char *event, const char *fields, c
 		    ctx_trace_id ? "\"" : "", fields ? "," : "", fields ? fields : "",
 		    msg ? ",\"msg\":\"" : "", msg ? esc : "", msg ? "\"" : "");
 	}
-	fputs(line, stderr);
+	if (!buffered) {
+		fputs(line, stderr);
+		return;
+	}
+	size_t n = strlen(line);
+	if (thread_len + n > sizeof thread_buf)
+		logger_flush();
+	memcpy(thread_buf + thread_len, line, n);
+	thread_len += n;
 }
 
 void logger_write(enum logger_level lvl, const char *event, const char *fmt, ...)
@@ -129,14 +151,21 @@ void logger_write(enum logger_level lvl, const char *event, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	emit(lvl, event, NULL, msg);
+	emit(lvl, event, NULL, msg, false);
 }
 
 void logger_write_fields(enum logger_level lvl, const char *event, const char *fields)
 {
 	if (lvl < log_min)
 		return;
-	emit(lvl, event, fields, NULL);
+	emit(lvl, event, fields, NULL, false);
+}
+
+void logger_write_fields_buffered(enum logger_level lvl, const char *event, const char *fields)
+{
+	if (lvl < log_min)
+		return;
+	emit(lvl, event, fields, NULL, true);
 }
 
 int logger_every(int64_t *last_s, int interval_s)

@@ -29,6 +29,14 @@ void logger_write(enum logger_level lvl, const char *event, const char *fmt, ...
  */
 void logger_write_fields(enum logger_level lvl, const char *event, const char *fields);
 
+/*
+ * As logger_write_fields, but into the calling thread's buffer: one write(2) for many
+ * lines. The thread flushes it with logger_flush (a loop does every few ms and at exit);
+ * a full buffer flushes itself. For per-request lines on hot threads.
+ */
+void logger_write_fields_buffered(enum logger_level lvl, const char *event, const char *fields);
+void logger_flush(void);
+
 /* Appends s to buf (size n) as JSON string contents (escaped, no quotes). */
 void logger_json_escape(char *buf, size_t n, const char *s);
 

@@ -26,7 +26,7 @@ struct serve_loop {
 	struct http_server *http;
 	struct http_server *metrics_http; /* only with a separate metrics listener */
 	struct redis_async_cache *cache_async;
-	struct event *drain_ev, *drain_timer;
+	struct event *drain_ev, *drain_timer, *log_timer;
 	int64_t drain_deadline_ms, flush_until_ms;
 };
 
@@ -41,6 +41,14 @@ int serve_loop_in_flight(struct serve_loop *l)
 {
 	return http_server_in_flight(l->http) +
 	       (l->metrics_http != NULL ? http_server_in_flight(l->metrics_http) : 0);
+}
+
+/* Access-log lines are buffered per loop: written at most every LOG_FLUSH_MS. */
+#define LOG_FLUSH_MS 10
+
+static void on_log_tick(evutil_socket_t fd, short what, void *arg)
+{
+	logger_flush();
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -137,6 +145,9 @@ struct serve_loop *serve_loop_new(const struct serve_loop_config *c)
 	}
 	l->drain_ev = event_new(l->base, -1, 0, on_drain, l);
 	l->drain_timer = event_new(l->base, -1, EV_PERSIST, on_drain_tick, l);
+	l->log_timer = event_new(l->base, -1, EV_PERSIST, on_log_tick, l);
+	struct timeval flush = {0, LOG_FLUSH_MS * 1000};
+	event_add(l->log_timer, &flush);
 	if (!start_servers(l, c)) {
 		serve_loop_close_cache(l);
 		serve_loop_free(l);
@@ -154,6 +165,7 @@ void serve_loop_run(struct serve_loop *l)
 {
 	http_metrics_bind_loop(l->index);
 	event_base_dispatch(l->base);
+	logger_flush();
 }
 
 void serve_loop_close_cache(struct serve_loop *l)
@@ -174,6 +186,8 @@ void serve_loop_free(struct serve_loop *l)
 		event_free(l->drain_ev);
 	if (l->drain_timer != NULL)
 		event_free(l->drain_timer);
+	if (l->log_timer != NULL)
+		event_free(l->log_timer);
 	if (l->base != NULL)
 		event_base_free(l->base);
 	free(l);

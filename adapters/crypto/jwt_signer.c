@@ -1,9 +1,12 @@
 /* jwt_signer.c: HS256 JWTs with OpenSSL HMAC and jansson. */
 #include "adapters/crypto/jwt_signer.h"
 
+#include "adapters/crypto/jwt_cache.h"
+
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "adapters/crypto/base64url.h"
@@ -22,6 +25,7 @@ static const char *const token_type_names[] = {
 
 int jwt_signer_init(struct jwt_signer *j, const char *secret, const char *issuer)
 {
+	static _Atomic uint64_t generations;
 	memset(j, 0, sizeof *j);
 	if (secret == NULL || issuer == NULL)
 		return -1;
@@ -39,6 +43,7 @@ int jwt_signer_init(struct jwt_signer *j, const char *secret, const char *issuer
 		j->keylen = n;
 	}
 	memcpy(j->issuer, issuer, ilen + 1);
+	j->generation = atomic_fetch_add(&generations, 1) + 1;
 	return 0;
 }
 
@@ -172,6 +177,9 @@ static enum hex_status jwt_signer_verify(void *self, const char *token, enum tok
 	size_t len = token != NULL ? strnlen(token, HEX_TOKEN_MAX) : HEX_TOKEN_MAX;
 	if (len >= HEX_TOKEN_MAX)
 		goto out;
+	bool cached = jwt_cache_lookup(j->generation, token, len, &c);
+	if (cached)
+		goto claims_checked;
 	const char *dot1 = memchr(token, '.', len);
 	const char *dot2 =
 	    dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
@@ -220,6 +228,7 @@ static enum hex_status jwt_signer_verify(void *self, const char *token, enum tok
 	    !json_is_string(json_object_get(payload, "role")) ||
 	    !user_role_parse(json_string_value(json_object_get(payload, "role")), &c.role))
 		goto out;
+claims_checked:
 	if (c.type != expect) {
 		why = "wrong token type";
 		goto out;
@@ -228,6 +237,8 @@ static enum hex_status jwt_signer_verify(void *self, const char *token, enum tok
 		why = "token expired";
 		goto out;
 	}
+	if (!cached)
+		jwt_cache_store(j->generation, token, len, &c);
 	*out = c;
 	st = HEX_OK;
 out:

@@ -18,6 +18,7 @@ struct jwt_signer {
 	unsigned char key[64];
 	size_t keylen;
 	char issuer[JWT_SIGNER_ISSUER_MAX + 1];
+	uint64_t generation; /* unique per init: keys the verified-token cache */
 };
 
 /*

@@ -87,7 +87,8 @@ static void log_access(const struct http_exchange *x, int64_t duration_us)
 	         x->status, (long long)duration_us, uid[0] != '\0' ? ",\"user_id\":\"" : "", uid,
 	         uid[0] != '\0' ? "\"" : "");
 	logger_set_context(x->request_id, x->trace.trace_id);
-	logger_write_fields(x->status >= 500 ? LOGGER_ERROR : LOGGER_INFO, "http_request", fields);
+	logger_write_fields_buffered(x->status >= 500 ? LOGGER_ERROR : LOGGER_INFO, "http_request",
+	                             fields);
 	logger_set_context(NULL, NULL);
 }
 /* Loop thread: the one place where a reply leaves. */
