@@ -24,6 +24,13 @@ static void sign(struct jwt_signer *j, enum token_type type, int64_t exp, char *
 	assert_int_equal(p.ops->sign(p.self, &c, out, HEX_TOKEN_MAX), HEX_OK);
 }
 
+/* A signer with SECRET and one token of type signed with it. */
+static void signed_token(struct jwt_signer *j, enum token_type type, char *token)
+{
+	assert_int_equal(jwt_signer_init(j, SECRET, "hex"), 0);
+	sign(j, type, 2000, token);
+}
+
 static enum hex_status verify(struct jwt_signer *j, const char *token, enum token_type type,
                               int64_t now, struct token_claims *c, struct hex_err *err)
 {
@@ -34,9 +41,8 @@ static enum hex_status verify(struct jwt_signer *j, const char *token, enum toke
 static void second_use_gives_the_same_claims(void **state)
 {
 	struct jwt_signer j;
-	assert_int_equal(jwt_signer_init(&j, SECRET, "hex"), 0);
 	char token[HEX_TOKEN_MAX];
-	sign(&j, TOKEN_ACCESS, 2000, token);
+	signed_token(&j, TOKEN_ACCESS, token);
 	struct token_claims a, b;
 	struct hex_err err = {0};
 	assert_int_equal(verify(&j, token, TOKEN_ACCESS, 1500, &a, &err), HEX_OK);
@@ -49,9 +55,8 @@ static void second_use_gives_the_same_claims(void **state)
 static void a_remembered_token_still_expires(void **state)
 {
 	struct jwt_signer j;
-	assert_int_equal(jwt_signer_init(&j, SECRET, "hex"), 0);
 	char token[HEX_TOKEN_MAX];
-	sign(&j, TOKEN_ACCESS, 2000, token);
+	signed_token(&j, TOKEN_ACCESS, token);
 	struct token_claims c;
 	struct hex_err err = {0};
 	assert_int_equal(verify(&j, token, TOKEN_ACCESS, 1999, &c, &err), HEX_OK);
@@ -62,9 +67,8 @@ static void a_remembered_token_still_expires(void **state)
 static void a_remembered_token_keeps_its_type(void **state)
 {
 	struct jwt_signer j;
-	assert_int_equal(jwt_signer_init(&j, SECRET, "hex"), 0);
 	char token[HEX_TOKEN_MAX];
-	sign(&j, TOKEN_REFRESH, 2000, token);
+	signed_token(&j, TOKEN_REFRESH, token);
 	struct token_claims c;
 	struct hex_err err = {0};
 	assert_int_equal(verify(&j, token, TOKEN_REFRESH, 1500, &c, &err), HEX_OK);
@@ -76,9 +80,8 @@ static void a_remembered_token_keeps_its_type(void **state)
 static void another_key_does_not_inherit_the_memory(void **state)
 {
 	struct jwt_signer j;
-	assert_int_equal(jwt_signer_init(&j, SECRET, "hex"), 0);
 	char token[HEX_TOKEN_MAX];
-	sign(&j, TOKEN_ACCESS, 2000, token);
+	signed_token(&j, TOKEN_ACCESS, token);
 	struct token_claims c;
 	struct hex_err err = {0};
 	assert_int_equal(verify(&j, token, TOKEN_ACCESS, 1500, &c, &err), HEX_OK);
@@ -90,9 +93,8 @@ static void another_key_does_not_inherit_the_memory(void **state)
 static void a_token_one_byte_off_is_verified_in_full(void **state)
 {
 	struct jwt_signer j;
-	assert_int_equal(jwt_signer_init(&j, SECRET, "hex"), 0);
 	char token[HEX_TOKEN_MAX];
-	sign(&j, TOKEN_ACCESS, 2000, token);
+	signed_token(&j, TOKEN_ACCESS, token);
 	struct token_claims c;
 	struct hex_err err = {0};
 	assert_int_equal(verify(&j, token, TOKEN_ACCESS, 1500, &c, &err), HEX_OK);
