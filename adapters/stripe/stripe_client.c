@@ -109,11 +109,12 @@ static const CURLcode final_curl_errors[] = {
     CURLE_PEER_FAILED_VERIFICATION,
 };
 
-static bool stripe_client_header_safe(const char *s, size_t max, bool allow_space)
+/* 1..max visible ASCII characters: nothing that could end or split a header line. */
+static bool stripe_client_header_safe(const char *s, size_t max)
 {
 	size_t n = 0;
 	for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++, n++)
-		if (n >= max || *p > 0x7e || *p < 0x20 || (*p == ' ' && !allow_space))
+		if (n >= max || *p > 0x7e || *p <= 0x20)
 			return false;
 	return n > 0;
 }
@@ -134,13 +135,13 @@ struct stripe_client *stripe_client_new(const struct stripe_config *cfg, struct 
 	size_t base_len = base != NULL ? strlen(base) : 0;
 	if (base == NULL ||
 	    (strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) ||
-	    !stripe_client_header_safe(base, API_BASE_MAX, false)) {
+	    !stripe_client_header_safe(base, API_BASE_MAX)) {
 		hex_fail(err, HEX_INVALID, "stripe_api_base",
 		         "stripe_api_base must be an http:// or https:// URL");
 		return NULL;
 	}
 	if (cfg->secret_key == NULL ||
-	    !stripe_client_header_safe(cfg->secret_key, SECRET_KEY_MAX, false)) {
+	    !stripe_client_header_safe(cfg->secret_key, SECRET_KEY_MAX)) {
 		hex_fail(err, HEX_INVALID, "stripe_secret_key",
 		         "stripe_secret_key must be set, without spaces");
 		return NULL;
@@ -270,17 +271,16 @@ static size_t stripe_client_on_header(char *line, size_t size, size_t nmemb, voi
 static bool stripe_client_request_valid(const struct stripe_request *req, struct hex_err *err)
 {
 	const char *why = NULL;
-	if (req->path == NULL || req->path[0] != '/' ||
-	    !stripe_client_header_safe(req->path, 1024, false))
+	if (req->path == NULL || req->path[0] != '/' || !stripe_client_header_safe(req->path, 1024))
 		why = "bad path";
 	else if (req->method != STRIPE_GET && req->method != STRIPE_POST)
 		why = "bad method";
 	else if (req->method == STRIPE_POST &&
 	         (req->idempotency_key == NULL ||
-	          !stripe_client_header_safe(req->idempotency_key, IDEMPOTENCY_KEY_MAX, false)))
+	          !stripe_client_header_safe(req->idempotency_key, IDEMPOTENCY_KEY_MAX)))
 		why = "a POST needs a printable Idempotency-Key";
 	else if (req->trace_parent != NULL && req->trace_parent[0] != '\0' &&
-	         !stripe_client_header_safe(req->trace_parent, TRACE_PARENT_MAX, false))
+	         !stripe_client_header_safe(req->trace_parent, TRACE_PARENT_MAX))
 		why = "bad traceparent";
 	else if (req->method == STRIPE_POST && req->body == NULL && req->body_len != 0)
 		why = "body length without a body";
@@ -380,6 +380,18 @@ static bool stripe_client_status_retryable(long status)
 	return status == 409 || status == 429 || status >= 500;
 }
 
+/* Whether another attempt may help: Stripe's header decides where it is sent. */
+static enum stripe_verdict stripe_client_verdict(CURLcode rc, long status, int should_retry)
+{
+	if (rc != CURLE_OK)
+		return stripe_client_curl_final(rc) ? VERDICT_DONE : VERDICT_RETRY;
+	if (status >= 200 && status < 300)
+		return VERDICT_DONE;
+	if (should_retry >= 0)
+		return should_retry == 1 ? VERDICT_RETRY : VERDICT_DONE;
+	return stripe_client_status_retryable(status) ? VERDICT_RETRY : VERDICT_DONE;
+}
+
 static const char *stripe_client_param_field(const char *param)
 {
 	if (param == NULL)
@@ -476,6 +488,33 @@ static void stripe_client_sleep_ms(int ms)
 		;
 }
 
+/* The result of the last attempt, once no retry follows. */
+static enum hex_status stripe_client_finish(const struct stripe_request *req, CURLcode rc,
+                                            long status, const char *why,
+                                            const struct stripe_answer *a, int attempts,
+                                            json_t **out, struct hex_err *err)
+{
+	const char *method = req->method == STRIPE_POST ? "POST" : "GET";
+	if (rc != CURLE_OK) {
+		log_warn("stripe_unreachable", "%s %s failed after %d attempt(s): %s", method,
+		         req->path, attempts, why);
+		return hex_fail(err, HEX_UNAVAILABLE, NULL, "the payment provider is unavailable");
+	}
+	if (status < 200 || status >= 300)
+		return stripe_client_map_error(req, status, a, err);
+	json_t *doc = json_loadb(a->body != NULL ? a->body : "", a->len, 0, NULL);
+	if (!json_is_object(doc)) {
+		/* It may have been done: the caller retries with the same key to learn. */
+		json_decref(doc);
+		log_warn("stripe_bad_answer",
+		         "%s %s: a %ld answer that is not a JSON object (request %s)", method,
+		         req->path, status, a->request_id[0] != '\0' ? a->request_id : "-");
+		return hex_fail(err, HEX_UNAVAILABLE, NULL, "the payment provider is unavailable");
+	}
+	*out = doc;
+	return HEX_OK;
+}
+
 static enum hex_status stripe_client_call_locked(struct stripe_client *c,
                                                  const struct stripe_request *req, json_t **out,
                                                  struct stripe_reply_info *info,
@@ -504,22 +543,15 @@ static enum hex_status stripe_client_call_locked(struct stripe_client *c,
 		info->replayed = a.replayed;
 		hex_strlcpy(info->request_id, a.request_id, sizeof info->request_id);
 
-		enum stripe_verdict verdict = VERDICT_DONE;
+		enum stripe_verdict verdict = stripe_client_verdict(rc, status, a.should_retry);
 		char why[CURL_ERROR_SIZE + 64];
-		if (rc != CURLE_OK) {
+		if (rc != CURLE_OK)
 			snprintf(why, sizeof why, "%s",
 			         a.too_large             ? "answer too large"
 			         : c->curl_error[0] != 0 ? c->curl_error
 			                                 : curl_easy_strerror(rc));
-			verdict = stripe_client_curl_final(rc) ? VERDICT_DONE : VERDICT_RETRY;
-		} else if (a.should_retry >= 0) {
+		else
 			snprintf(why, sizeof why, "status %ld", status);
-			verdict = a.should_retry == 1 ? VERDICT_RETRY : VERDICT_DONE;
-		} else {
-			snprintf(why, sizeof why, "status %ld", status);
-			verdict =
-			    stripe_client_status_retryable(status) ? VERDICT_RETRY : VERDICT_DONE;
-		}
 
 		if (verdict == VERDICT_RETRY && attempt <= c->max_retries) {
 			int wait_ms = stripe_client_backoff_ms(c, attempt);
@@ -529,29 +561,7 @@ static enum hex_status stripe_client_call_locked(struct stripe_client *c,
 			continue;
 		}
 
-		if (rc != CURLE_OK) {
-			log_warn("stripe_unreachable", "%s %s failed after %d attempt(s): %s",
-			         method, req->path, attempt, why);
-			st = hex_fail(err, HEX_UNAVAILABLE, NULL,
-			              "the payment provider is unavailable");
-		} else if (status >= 200 && status < 300) {
-			json_t *doc = json_loadb(a.body != NULL ? a.body : "", a.len, 0, NULL);
-			if (!json_is_object(doc)) {
-				json_decref(doc);
-				log_warn(
-				    "stripe_bad_answer",
-				    "%s %s: a %ld answer that is not a JSON object (request %s)",
-				    method, req->path, status,
-				    a.request_id[0] != '\0' ? a.request_id : "-");
-				st = hex_fail(err, HEX_UNAVAILABLE, NULL,
-				              "the payment provider is unavailable");
-			} else {
-				*out = doc;
-				st = HEX_OK;
-			}
-		} else {
-			st = stripe_client_map_error(req, status, &a, err);
-		}
+		st = stripe_client_finish(req, rc, status, why, &a, attempt, out, err);
 		break;
 	}
 out:

@@ -29,12 +29,6 @@ static const struct {
     {"canceled", PAYMENT_FAILED},
 };
 
-/* The metadata value of each purpose, as API.md names it (Stripe's events bring it back). */
-static const char *const purpose_names[] = {
-    [PURPOSE_WALLET_TOP_UP] = "wallet_top_up",
-    [PURPOSE_MEMBERSHIP] = "membership",
-};
-
 bool stripe_gateway_status_parse(const char *s, enum payment_status *out)
 {
 	for (size_t i = 0; s != NULL && i < sizeof intent_statuses / sizeof intent_statuses[0];
@@ -162,7 +156,9 @@ static enum hex_status stripe_gateway_create_intent(void *self,
 	    req->idempotency_key, req->amount, req->currency, req->payment_id, req->user_id, err);
 	if (st != HEX_OK)
 		goto out;
-	if ((size_t)req->purpose >= sizeof purpose_names / sizeof purpose_names[0]) {
+	/* Sent as metadata in API.md's words, so that Stripe's events bring it back. */
+	const char *purpose = payment_purpose_name(req->purpose);
+	if (purpose == NULL) {
 		st = hex_fail(err, HEX_INVALID, "purpose", "unknown purpose");
 		goto out;
 	}
@@ -173,7 +169,7 @@ static enum hex_status stripe_gateway_create_intent(void *self,
 	stripe_form_add_bool(form, "automatic_payment_methods[enabled]", true);
 	stripe_form_add(form, "metadata[payment_id]", req->payment_id);
 	stripe_form_add(form, "metadata[user_id]", req->user_id);
-	stripe_form_add(form, "metadata[purpose]", purpose_names[req->purpose]);
+	stripe_form_add(form, "metadata[purpose]", purpose);
 	st = stripe_gateway_post(g, PATH_INTENTS, form, req->idempotency_key, req->trace_parent,
 	                         &reply, &info, err);
 	if (st != HEX_OK)
@@ -207,7 +203,7 @@ static enum hex_status stripe_gateway_create_checkout(void *self,
 	struct stripe_form *form = NULL;
 	json_t *reply = NULL;
 	struct stripe_reply_info info;
-	const char *purpose = purpose_names[PURPOSE_MEMBERSHIP];
+	const char *purpose = payment_purpose_name(PURPOSE_MEMBERSHIP);
 	memset(out, 0, sizeof *out);
 	enum hex_status st = stripe_gateway_check_common(
 	    req->idempotency_key, req->amount, req->currency, req->payment_id, req->user_id, err);

@@ -25,9 +25,11 @@ Control (on the API port, and on --control-port when given):
   POST /__control  JSON object, any of
       "reset": true                 forget every object, key, stat and setting
       "fail_next": [500, 429, {"status": 400, "type": "...", "code": "...",
-                    "message": "...", "param": "...", "should_retry": false}, ...]
+                    "message": "...", "param": "...", "should_retry": false,
+                    "raw_body": "<html>..."}, ...]
                                     the next API requests fail so, one entry each,
-                                    before anything runs (nothing is created)
+                                    before anything runs (nothing is created);
+                                    raw_body replaces the error JSON (any status)
       "hangup_next": N              the next N API requests get the connection closed
                                     without an answer, before anything runs
       "delay_next": [ms, ...]       the next API requests run, then wait ms before
@@ -280,6 +282,7 @@ class FakeStripe:
             "message": entry.get("message", message),
             "param": entry.get("param"),
             "should_retry": entry.get("should_retry", "unset"),
+            "raw_body": entry.get("raw_body"),
         }
 
     def stats_json(self):
@@ -511,6 +514,7 @@ class FakeStripe:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
     server_version = "fake_stripe"
     sys_version = ""
 
@@ -568,7 +572,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             if injected is not None:
-                raise fake.injected_error(injected[1])
+                error = fake.injected_error(injected[1])
+                if injected[1]["raw_body"] is not None:
+                    raw = injected[1]["raw_body"].encode()
+                    return self.send_json(error.status, raw, error.headers)
+                raise error
             status, data, extra = fake.handle_api(method, path, headers, body)
         except StripeError as e:
             return self.send_error_json(e)
