@@ -8,6 +8,7 @@
 #include "adapters/postgres/pg_migrate.h"
 #include "core/logger.h"
 #include "daemon/daemon_metrics.h"
+#include "daemon/listeners.h"
 #include "daemon/serve_loop.h"
 #include "daemon/worker_pool.h"
 
@@ -27,7 +28,7 @@ struct server {
 	struct serve_loop *loops[LOOPS_MAX];
 	pthread_t threads[LOOPS_MAX];
 	int nloops, nthreads;
-	int api_fd, metrics_fd;
+	int fds[LISTEN_COUNT];
 	struct event *sig_term, *sig_int;
 	bool draining;
 };
@@ -99,16 +100,13 @@ static bool open_listeners(struct server *s)
 {
 	struct config *cfg = &s->app->cfg;
 	struct hex_err err = {0};
-	s->api_fd = http_listen_socket(config_str(cfg, CFG_HTTP_LISTEN), "http_listen", &err);
-	if (s->api_fd < 0) {
-		fprintf(stderr, "hexd: HEX_HTTP_LISTEN: %s\n", err.message);
-		return false;
-	}
-	const char *metrics_listen = config_str(cfg, CFG_METRICS_LISTEN);
-	if (metrics_listen[0] != '\0') {
-		s->metrics_fd = http_listen_socket(metrics_listen, "metrics_listen", &err);
-		if (s->metrics_fd < 0) {
-			fprintf(stderr, "hexd: HEX_METRICS_LISTEN: %s\n", err.message);
+	for (int i = 0; i < LISTEN_COUNT; i++) {
+		const char *addr = config_str(cfg, listener_defs[i].key);
+		if (addr[0] == '\0')
+			continue; /* served on the API listener */
+		s->fds[i] = http_listen_socket(addr, listener_defs[i].field, &err);
+		if (s->fds[i] < 0) {
+			fprintf(stderr, "hexd: %s: %s\n", listener_defs[i].env, err.message);
 			return false;
 		}
 	}
@@ -130,11 +128,9 @@ static bool start_loops(struct server *s)
 {
 	int n = loop_count(s->app);
 	for (int i = 0; i < n; i++) {
-		struct serve_loop_config c = {.app = s->app,
-		                              .exec = {&executor_ops, s},
-		                              .index = i,
-		                              .api_fd = s->api_fd,
-		                              .metrics_fd = s->metrics_fd};
+		struct serve_loop_config c = {
+		    .app = s->app, .exec = {&executor_ops, s}, .index = i};
+		memcpy(c.fds, s->fds, sizeof c.fds);
 		s->loops[i] = serve_loop_new(&c);
 		if (s->loops[i] == NULL)
 			return false;
@@ -152,7 +148,9 @@ static void *loop_thread(void *arg)
 int cmd_serve(struct app *app, int argc, char **argv)
 {
 	int rc = 1;
-	struct server s = {.app = app, .api_fd = -1, .metrics_fd = -1};
+	struct server s = {.app = app};
+	for (int i = 0; i < LISTEN_COUNT; i++)
+		s.fds[i] = -1;
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(on_libevent_log);
 	evthread_use_pthreads();
@@ -182,9 +180,10 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	const char *api = config_str(&app->cfg, CFG_HTTP_LISTEN);
 	const char *metrics = config_str(&app->cfg, CFG_METRICS_LISTEN);
 	log_info("listening",
-	         "hexd %s serving v1 on http://%s, metrics on http://%s/metrics (%d loops, %ld "
-	         "workers, %ld kdf workers)",
-	         HEX_VERSION, api, metrics[0] != '\0' ? metrics : api, s.nthreads + 1,
+	         "hexd %s serving v1 on http://%s, v2 on http://%s, metrics on http://%s/metrics "
+	         "(%d loops, %ld workers, %ld kdf workers)",
+	         HEX_VERSION, api, config_str(&app->cfg, CFG_PAYMENTS_LISTEN),
+	         metrics[0] != '\0' ? metrics : api, s.nthreads + 1,
 	         config_int(&app->cfg, CFG_WORKERS), config_int(&app->cfg, CFG_KDF_WORKERS));
 	if (s.nthreads + 1 == s.nloops) {
 		serve_loop_run(s.loops[0]);
@@ -209,9 +208,8 @@ out:
 		event_free(s.sig_int);
 	for (int i = 0; i < s.nloops; i++)
 		serve_loop_free(s.loops[i]);
-	if (s.api_fd >= 0)
-		close(s.api_fd);
-	if (s.metrics_fd >= 0)
-		close(s.metrics_fd);
+	for (int i = 0; i < LISTEN_COUNT; i++)
+		if (s.fds[i] >= 0)
+			close(s.fds[i]);
 	return rc;
 }

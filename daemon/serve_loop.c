@@ -5,6 +5,7 @@
 #include "adapters/redis/redis_async_cache.h"
 #include "core/logger.h"
 #include "core/xmalloc.h"
+#include "daemon/listeners.h"
 
 #include <event2/event.h>
 #include <stdatomic.h>
@@ -23,8 +24,7 @@ struct serve_loop {
 	int index;
 	struct app *app;
 	struct event_base *base;
-	struct http_server *http;
-	struct http_server *metrics_http; /* only with a separate metrics listener */
+	struct http_server *servers[LISTEN_COUNT]; /* NULL where the API server serves */
 	struct redis_async_cache *cache_async;
 	struct event *drain_ev, *drain_timer, *log_timer;
 	int64_t drain_deadline_ms, flush_until_ms;
@@ -39,8 +39,10 @@ static int64_t monotonic_ms(void)
 
 int serve_loop_in_flight(struct serve_loop *l)
 {
-	return http_server_in_flight(l->http) +
-	       (l->metrics_http != NULL ? http_server_in_flight(l->metrics_http) : 0);
+	int n = 0;
+	for (int i = 0; i < LISTEN_COUNT; i++)
+		n += l->servers[i] != NULL ? http_server_in_flight(l->servers[i]) : 0;
+	return n;
 }
 
 /* Access-log lines are buffered per loop: written at most every LOG_FLUSH_MS. */
@@ -74,9 +76,9 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 static void on_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct serve_loop *l = arg;
-	http_server_stop_accepting(l->http);
-	if (l->metrics_http != NULL)
-		http_server_stop_accepting(l->metrics_http);
+	for (int i = 0; i < LISTEN_COUNT; i++)
+		if (l->servers[i] != NULL)
+			http_server_stop_accepting(l->servers[i]);
 	l->drain_deadline_ms =
 	    monotonic_ms() + 1000 * config_int(&l->app->cfg, CFG_SHUTDOWN_TIMEOUT);
 	struct timeval tick = {0, 20 * 1000};
@@ -98,8 +100,6 @@ static bool start_servers(struct serve_loop *l, const struct serve_loop_config *
 	struct config *cfg = &l->app->cfg;
 	struct hex_err err = {0};
 	struct http_server_config hc = {
-	    .listen = config_str(cfg, CFG_HTTP_LISTEN),
-	    .listeners = 1u << LISTEN_API | (c->metrics_fd < 0 ? 1u << LISTEN_METRICS : 0),
 	    .body_limit = (size_t)config_int(cfg, CFG_BODY_LIMIT),
 	    .access_log = config_bool(cfg, CFG_ACCESS_LOG),
 	    .metrics = config_bool(cfg, CFG_METRICS),
@@ -115,17 +115,19 @@ static bool start_servers(struct serve_loop *l, const struct serve_loop_config *
 		hc.cache_async = redis_async_cache_port(l->cache_async);
 		hc.signer = jwt_signer_port(&l->app->signer);
 	}
-	l->http = http_server_new(l->base, &hc, c->exec, c->api_fd, &err);
-	if (l->http == NULL) {
-		fprintf(stderr, "hexd: HEX_HTTP_LISTEN: %s\n", err.message);
-		return false;
-	}
-	if (c->metrics_fd >= 0) {
-		hc.listen = config_str(cfg, CFG_METRICS_LISTEN);
-		hc.listeners = 1u << LISTEN_METRICS;
-		l->metrics_http = http_server_new(l->base, &hc, c->exec, c->metrics_fd, &err);
-		if (l->metrics_http == NULL) {
-			fprintf(stderr, "hexd: HEX_METRICS_LISTEN: %s\n", err.message);
+	/* Listeners without a socket of their own are served by the API one. */
+	unsigned orphans = 0;
+	for (int i = 0; i < LISTEN_COUNT; i++)
+		if (c->fds[i] < 0)
+			orphans |= 1u << i;
+	for (int i = 0; i < LISTEN_COUNT; i++) {
+		if (c->fds[i] < 0)
+			continue;
+		hc.listen = config_str(cfg, listener_defs[i].key);
+		hc.listeners = 1u << i | (i == LISTEN_API ? orphans : 0);
+		l->servers[i] = http_server_new(l->base, &hc, c->exec, c->fds[i], &err);
+		if (l->servers[i] == NULL) {
+			fprintf(stderr, "hexd: %s: %s\n", listener_defs[i].env, err.message);
 			return false;
 		}
 	}
@@ -180,8 +182,8 @@ void serve_loop_free(struct serve_loop *l)
 {
 	if (l == NULL)
 		return;
-	http_server_free(l->http);
-	http_server_free(l->metrics_http);
+	for (int i = 0; i < LISTEN_COUNT; i++)
+		http_server_free(l->servers[i]);
 	if (l->drain_ev != NULL)
 		event_free(l->drain_ev);
 	if (l->drain_timer != NULL)

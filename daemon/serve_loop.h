@@ -15,8 +15,9 @@ struct serve_loop_config {
 	struct app *app;
 	struct http_executor exec;
 	int index;
-	int api_fd;     /* listening socket of HEX_HTTP_LISTEN */
-	int metrics_fd; /* of HEX_METRICS_LISTEN, or -1 to serve /metrics on api_fd */
+	/* The listening socket of each listener, or -1: its routes are then served on the
+	 * LISTEN_API socket, which is always there. */
+	int fds[LISTEN_COUNT];
 };
 
 /* NULL and a line on stderr on failure. */

@@ -7,7 +7,7 @@
 enum http_auth { AUTH_NONE = 0, AUTH_BEARER };
 enum http_body { BODY_NONE = 0, BODY_JSON };
 /* Which listener serves a route; a server serves a set of them (a bit mask). */
-enum http_listener { LISTEN_API = 0, LISTEN_METRICS, LISTEN_COUNT };
+enum http_listener { LISTEN_API = 0, LISTEN_PAYMENTS, LISTEN_METRICS, LISTEN_COUNT };
 
 /*
  * Where a route runs: on the loop thread (trivial, no I/O), the worker pool, or the
