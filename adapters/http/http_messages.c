@@ -85,7 +85,8 @@ static enum hex_status read_list_query(struct http_exchange *x, struct message_l
 	if (st == HEX_OK)
 		st = http_query_time(x, "until", &rq->has_until, &rq->until_us, err);
 	if (st == HEX_OK && cursor != NULL) {
-		st = http_cursor_decode_message(cursor, after, err);
+		st = http_cursor_decode('m', cursor, &after->created_at_us, after->id,
+		                        &after->filter_tag, err);
 		rq->after = after;
 	}
 	return st;
@@ -116,8 +117,9 @@ void http_messages_list(struct http_exchange *x, struct hex_services *svc)
 	}
 	char next[160];
 	if (page->has_more && page->count > 0)
-		http_cursor_encode_message(&page->items[page->count - 1], page->filter_tag, next,
-		                           sizeof next);
+		http_cursor_encode('m', page->items[page->count - 1].created_at_us,
+		                   page->items[page->count - 1].id, page->filter_tag, next,
+		                   sizeof next);
 	body = json_message_page(page, page->has_more && page->count > 0 ? next : NULL);
 	if (body == NULL)
 		st = HEX_INTERNAL;

@@ -46,37 +46,6 @@ enum hex_status http_query_limit(const struct http_exchange *x, int *limit, stru
 	return HEX_OK;
 }
 
-/* The cursor is base64url("u1:<created_at_us>:<id>"): opaque to clients, versioned. */
-void http_cursor_encode_user(const struct user *last, char *out, size_t out_len)
-{
-	char raw[80];
-	int n = snprintf(raw, sizeof raw, "u1:%" PRId64 ":%s", last->created_at_us, last->id);
-	if (!base64url_encode(raw, (size_t)n, out, out_len))
-		abort(); /* out_len too small is a programming error */
-}
-
-enum hex_status http_cursor_decode_user(const char *text, struct user_cursor *out,
-                                        struct hex_err *err)
-{
-	char raw[96];
-	size_t n = 0;
-	size_t len = strlen(text);
-	if (len > 128 || !base64url_decode(text, len, raw, sizeof raw - 1, &n))
-		goto bad;
-	raw[n] = '\0';
-	char id[HEX_ID_LEN + 2];
-	int64_t ts;
-	int used = 0;
-	if (sscanf(raw, "u1:%" SCNd64 ":%37s%n", &ts, id, &used) != 2 || (size_t)used != n ||
-	    !user_id_valid(id))
-		goto bad;
-	out->created_at_us = ts;
-	memcpy(out->id, id, sizeof out->id);
-	return HEX_OK;
-bad:
-	return hex_fail(err, HEX_INVALID, "cursor", "cursor is not valid");
-}
-
 /* n decimal digits at s, nothing else. */
 static bool fixed_digits(const char *s, int n, int *out)
 {
@@ -170,21 +139,21 @@ enum hex_status http_query_time(const struct http_exchange *x, const char *name,
 }
 
 /*
- * The cursor is base64url("m1:<created_at_us>:<id>:<filter tag>"): opaque to clients,
- * versioned, and tied to the filters of the listing that made it.
+ * A cursor is base64url("<kind>1:<created_at_us>:<id>:<filter tag>"): opaque to clients,
+ * versioned, of one kind of list, and tied to the filters of the listing that made it.
  */
-void http_cursor_encode_message(const struct message *last, uint64_t filter_tag, char *out,
-                                size_t out_len)
+void http_cursor_encode(char kind, int64_t created_at_us, const char *id, uint64_t tag, char *out,
+                        size_t out_len)
 {
 	char raw[96];
-	int n = snprintf(raw, sizeof raw, "m1:%" PRId64 ":%s:%016" PRIx64, last->created_at_us,
-	                 last->id, filter_tag);
+	int n = snprintf(raw, sizeof raw, "%c1:%" PRId64 ":%s:%016" PRIx64, kind, created_at_us, id,
+	                 tag);
 	if (!base64url_encode(raw, (size_t)n, out, out_len))
 		abort(); /* out_len too small is a programming error */
 }
 
-enum hex_status http_cursor_decode_message(const char *text, struct message_cursor *out,
-                                           struct hex_err *err)
+enum hex_status http_cursor_decode(char kind, const char *text, int64_t *created_at_us,
+                                   char id[HEX_ID_LEN + 1], uint64_t *tag, struct hex_err *err)
 {
 	char raw[112];
 	size_t n = 0;
@@ -192,15 +161,17 @@ enum hex_status http_cursor_decode_message(const char *text, struct message_curs
 	if (len > 144 || !base64url_decode(text, len, raw, sizeof raw - 1, &n))
 		goto bad;
 	raw[n] = '\0';
-	char id[HEX_ID_LEN + 2], tag[18];
+	char got[HEX_ID_LEN + 2], hex[18];
+	char k = 0;
 	int64_t ts;
 	int used = 0;
-	if (sscanf(raw, "m1:%" SCNd64 ":%36[0-9a-fA-F-]:%17[0-9a-f]%n", &ts, id, tag, &used) != 3 ||
-	    (size_t)used != n || !message_id_valid(id) || strlen(tag) != 16)
+	if (sscanf(raw, "%c1:%" SCNd64 ":%36[0-9a-f-]:%17[0-9a-f]%n", &k, &ts, got, hex, &used) !=
+	        4 ||
+	    k != kind || (size_t)used != n || !user_id_valid(got) || strlen(hex) != 16)
 		goto bad;
-	out->created_at_us = ts;
-	memcpy(out->id, id, sizeof out->id);
-	out->filter_tag = strtoull(tag, NULL, 16);
+	*created_at_us = ts;
+	memcpy(id, got, HEX_ID_LEN + 1);
+	*tag = strtoull(hex, NULL, 16);
 	return HEX_OK;
 bad:
 	return hex_fail(err, HEX_INVALID, "cursor", "cursor is not valid");

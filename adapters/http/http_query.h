@@ -3,7 +3,6 @@
 #define HEX_HTTP_QUERY_H
 
 #include "adapters/http/http_exchange.h"
-#include "core/message.h"
 #include "core/user.h"
 
 /* Decoded value of the first `name` parameter; owned by the caller; NULL if absent. */
@@ -13,26 +12,20 @@ char *http_query_get(const struct http_exchange *x, const char *name);
 enum hex_status http_query_limit(const struct http_exchange *x, int *limit,
                                  struct hex_err *err) HEX_MUST_CHECK;
 
-/* Opaque cursor text of a user list position (out: at least 96 bytes). */
-void http_cursor_encode_user(const struct user *last, char *out, size_t out_len);
-/* HEX_INVALID naming "cursor" when the text is not a cursor we made. */
-enum hex_status http_cursor_decode_user(const char *text, struct user_cursor *out,
-                                        struct hex_err *err) HEX_MUST_CHECK;
-
-/*
- * ?<name>= as an RFC 3339 date-time ("2026-11-29T18:00:00.123456Z", any offset; a space
- * where the offset's '+' was, as an unencoded '+' arrives, is read as '+'). Digits past
- * microseconds are truncated. *present is false (and *us untouched) when absent;
- * HEX_INVALID naming the parameter when malformed.
- */
+/* ?<name>= as an RFC 3339 date-time: *present false when absent; HEX_INVALID names it. */
 enum hex_status http_query_time(const struct http_exchange *x, const char *name, bool *present,
                                 int64_t *us, struct hex_err *err) HEX_MUST_CHECK;
 
-/* Opaque cursor text of a message list position (out: at least 160 bytes). */
-void http_cursor_encode_message(const struct message *last, uint64_t filter_tag, char *out,
-                                size_t out_len);
-/* HEX_INVALID naming "cursor" when the text is not a message cursor we made. */
-enum hex_status http_cursor_decode_message(const char *text, struct message_cursor *out,
-                                           struct hex_err *err) HEX_MUST_CHECK;
+/*
+ * Opaque keyset cursors: kind tells lists apart ('u' users, 'm' messages, 'p' payments),
+ * tag is a fingerprint of the list's filters (0 when it has none) so that a cursor
+ * replayed with other filters is refused. out: at least 160 bytes.
+ */
+void http_cursor_encode(char kind, int64_t created_at_us, const char *id, uint64_t tag, char *out,
+                        size_t out_len);
+/* HEX_INVALID naming "cursor" when text is not a cursor of this kind that we made. */
+enum hex_status http_cursor_decode(char kind, const char *text, int64_t *created_at_us,
+                                   char id[HEX_ID_LEN + 1], uint64_t *tag,
+                                   struct hex_err *err) HEX_MUST_CHECK;
 
 #endif

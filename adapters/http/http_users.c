@@ -70,7 +70,8 @@ static json_t *user_page_json(const struct user_page *page)
 	json_t *next = json_null();
 	if (page->has_more && page->count > 0) {
 		char cursor[160];
-		http_cursor_encode_user(&page->items[page->count - 1], cursor, sizeof cursor);
+		const struct user *last = &page->items[page->count - 1];
+		http_cursor_encode('u', last->created_at_us, last->id, 0, cursor, sizeof cursor);
 		json_decref(next);
 		next = json_string(cursor);
 	}
@@ -104,7 +105,9 @@ void http_users_list(struct http_exchange *x, struct hex_services *svc)
 		f.membership = (int)m;
 	}
 	if (cursor != NULL) {
-		if ((st = http_cursor_decode_user(cursor, &after, &err)) != HEX_OK)
+		uint64_t tag;
+		st = http_cursor_decode('u', cursor, &after.created_at_us, after.id, &tag, &err);
+		if (st != HEX_OK)
 			goto out;
 		f.after = &after;
 	}
