@@ -8,14 +8,24 @@
 
 #include "core/auth_service.h"
 #include "core/message_service.h"
+#include "core/payment_service.h"
 #include "core/ports/readiness.h"
 #include "core/user_service.h"
+
+/* What primary adapters need to check inbound calls: read-only, shared. */
+struct hex_inbound_keys {
+	const char *membership_api_key; /* "" turns the old membership hook off */
+	const char *stripe_webhook_secret;
+	int webhook_tolerance_s;
+};
 
 struct hex_services {
 	struct user_service users;
 	struct auth_service auth;
 	struct message_service messages;
+	struct payment_service payments;
 	struct readiness ready;
+	const struct hex_inbound_keys *keys;
 };
 
 #endif

@@ -5,11 +5,14 @@
 #include "adapters/crypto/system_clock.h"
 #include "adapters/postgres/pg_conn.h"
 #include "adapters/postgres/pg_message_repo.h"
+#include "adapters/postgres/pg_payment_repo.h"
 #include "adapters/postgres/pg_refresh_repo.h"
 #include "adapters/postgres/pg_user_repo.h"
 #include "adapters/redis/redis_rate_limiter.h"
 #include "adapters/redis/redis_url.h"
 #include "adapters/redis/redis_user_cache.h"
+#include "adapters/stripe/stripe_gateway.h"
+#include "adapters/stripe/stripe_simulator.h"
 #include "core/logger.h"
 #include "core/xmalloc.h"
 
@@ -24,6 +27,7 @@ struct worker_ctx {
 	struct pg_conn *pg;
 	struct redis_conn *redis;
 	struct redis_user_cache cache;
+	struct stripe_gateway *stripe; /* HEX_GATEWAY=stripe: one client per thread */
 };
 
 /* Checks that need an adapter's parser, so that a bad value stops start-up before
@@ -38,6 +42,80 @@ static bool config_check_urls(const struct config *cfg, char *msg, size_t msglen
 		return false;
 	}
 	return true;
+}
+
+static bool simulated(const struct app *app)
+{
+	return strcmp(config_str(&app->cfg, CFG_GATEWAY), "simulated") == 0;
+}
+
+/* The gateway's keys: Stripe needs its secret key; the simulator signs with a webhook
+ * secret made up at start when none is configured. */
+static bool app_init_payments(struct app *app, unsigned needs)
+{
+	const char *secret = config_str(&app->cfg, CFG_STRIPE_WEBHOOK_SECRET);
+	if (secret[0] == '\0' && simulated(app)) {
+		char hex[33];
+		crypto_random_hex(hex, 16);
+		snprintf(app->webhook_secret, sizeof app->webhook_secret, "whsec_sim_%s", hex);
+	} else if (!hex_strlcpy(app->webhook_secret, secret, sizeof app->webhook_secret)) {
+		fprintf(stderr, "hexd: HEX_STRIPE_WEBHOOK_SECRET: longer than %zu bytes\n",
+		        sizeof app->webhook_secret - 1);
+		config_free(&app->cfg);
+		return false;
+	}
+	char msg[256];
+	if ((needs & APP_NEEDS_JWT) && !simulated(app) &&
+	    !config_require(&app->cfg, CFG_STRIPE_SECRET_KEY, msg, sizeof msg)) {
+		fprintf(stderr, "hexd: %s (HEX_GATEWAY=stripe)\n", msg);
+		config_free(&app->cfg);
+		return false;
+	}
+	app->keys = (struct hex_inbound_keys){
+	    .membership_api_key = config_str(&app->cfg, CFG_MEMBERSHIP_API_KEY),
+	    .stripe_webhook_secret = app->webhook_secret,
+	    .webhook_tolerance_s = (int)config_int(&app->cfg, CFG_WEBHOOK_TOLERANCE),
+	};
+	return true;
+}
+
+static void stripe_config_of(const struct app *app, struct stripe_config *c)
+{
+	*c = (struct stripe_config){
+	    .api_base = config_str(&app->cfg, CFG_STRIPE_API_BASE),
+	    .secret_key = config_str(&app->cfg, CFG_STRIPE_SECRET_KEY),
+	    .connect_timeout_ms = (int)config_int(&app->cfg, CFG_STRIPE_CONNECT_TIMEOUT_MS),
+	    .timeout_ms = (int)config_int(&app->cfg, CFG_STRIPE_TIMEOUT_MS),
+	    .max_retries = (int)config_int(&app->cfg, CFG_STRIPE_MAX_RETRIES),
+	    .backoff_base_ms = 200,
+	};
+}
+
+bool app_start_gateway(struct app *app)
+{
+	if (!simulated(app))
+		return true;
+	char url[300];
+	snprintf(url, sizeof url, "http://%s/v2/stripe/webhook",
+	         config_str(&app->cfg, CFG_PAYMENTS_LISTEN));
+	struct stripe_simulator_config c = {
+	    .webhook_url = url,
+	    .webhook_secret = app->webhook_secret,
+	    .delay_ms = (int)config_int(&app->cfg, CFG_SIMULATED_DELAY_MS),
+	    .chaos = config_bool(&app->cfg, CFG_SIMULATED_CHAOS),
+	    .failure_amount = 13,
+	};
+	struct hex_err err = {0};
+	app->simulator = stripe_simulator_new(&c, &err);
+	if (app->simulator == NULL)
+		fprintf(stderr, "hexd: HEX_GATEWAY=simulated: %s\n", err.message);
+	return app->simulator != NULL;
+}
+
+void app_stop_gateway(struct app *app)
+{
+	stripe_simulator_free(app->simulator);
+	app->simulator = NULL;
 }
 
 bool app_init(struct app *app, const char *config_path, unsigned needs)
@@ -71,6 +149,8 @@ bool app_init(struct app *app, const char *config_path, unsigned needs)
 	app->policy.login_limit_per_email = (int)config_int(&app->cfg, CFG_LOGIN_LIMIT_EMAIL);
 	app->policy.login_limit_per_addr = (int)config_int(&app->cfg, CFG_LOGIN_LIMIT_ADDR);
 	app->policy.login_window_s = (int)config_int(&app->cfg, CFG_LOGIN_WINDOW);
+	if (!app_init_payments(app, needs))
+		return false;
 	return true;
 }
 
@@ -153,6 +233,28 @@ void *app_worker_new(void *arg, int index)
 	    .clock = system_clock_port(),
 	    .ids = random_ids_port(),
 	};
+	struct payment_gateway gateway = {0};
+	if (app->simulator != NULL) {
+		gateway = stripe_simulator_port(app->simulator);
+	} else if (!simulated(app)) {
+		struct stripe_config sc;
+		stripe_config_of(app, &sc);
+		w->stripe = stripe_gateway_new(&sc, &err);
+		if (w->stripe == NULL) {
+			log_error("worker_stripe_failed", "worker %d: %s", index, err.message);
+			app_worker_free(w);
+			return NULL;
+		}
+		gateway = stripe_gateway_port(w->stripe);
+	}
+	s->payments = (struct payment_service){
+	    .repo = pg_payment_repo_port(w->pg),
+	    .gateway = gateway,
+	    .cache = s->users.cache,
+	    .clock = system_clock_port(),
+	    .ids = random_ids_port(),
+	};
+	s->keys = &app->keys;
 	s->ready = (struct readiness){&pg_readiness_ops, w->pg};
 	return w;
 }
@@ -173,5 +275,6 @@ void app_worker_free(void *ctx)
 		return;
 	pg_conn_free(w->pg);
 	redis_conn_free(w->redis);
+	stripe_gateway_free(w->stripe);
 	free(w);
 }

@@ -17,6 +17,9 @@ struct app {
 	struct crypt_hasher hasher;
 	struct auth_policy policy;
 	char dummy_hash[HEX_HASH_MAX];
+	struct hex_inbound_keys keys;
+	char webhook_secret[80]; /* HEX_STRIPE_WEBHOOK_SECRET, or made up for the simulator */
+	struct stripe_simulator *simulator; /* HEX_GATEWAY=simulated, while serving */
 };
 
 enum app_needs { APP_NEEDS_DB = 1, APP_NEEDS_JWT = 2 };
@@ -26,6 +29,10 @@ enum app_needs { APP_NEEDS_DB = 1, APP_NEEDS_JWT = 2 };
  * and returns false (nothing to free then). */
 bool app_init(struct app *app, const char *config_path, unsigned needs);
 void app_free(struct app *app);
+
+/* Starts the simulated gateway when configured (it posts to our own webhook route). */
+bool app_start_gateway(struct app *app);
+void app_stop_gateway(struct app *app);
 
 /* worker_pool callbacks: a worker context whose first member is its hex_services. */
 void *app_worker_new(void *app, int index);

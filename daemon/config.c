@@ -58,6 +58,9 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
     [CFG_KDF_WORKERS] = {"kdf_workers", T_INT, "1", 1, 64, NULL, 0,
                          "threads for routes that hash passwords (login, sign-up, password "
                          "change)"},
+    [CFG_GATEWAY_WORKERS] = {"gateway_workers", T_INT, "8", 1, 256, NULL, 0,
+                             "threads for routes that call the payment gateway, so that a slow "
+                             "Stripe never holds the api workers"},
     [CFG_QUEUE_MAX] = {"queue_max", T_INT, "1024", 1, 1000000, NULL, 0,
                        "queued requests per pool before new ones get 503"},
     [CFG_PASSWORD_COST] = {"password_cost", T_INT, "5", 1, 11, NULL, 0,
@@ -88,6 +91,20 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
                              "Stripe API base URL"},
     [CFG_STRIPE_WEBHOOK_SECRET] = {"stripe_webhook_secret", T_SECRET, "", 0, 0, NULL, 0,
                                    "Stripe webhook endpoint signing secret (whsec_...)"},
+    [CFG_STRIPE_CONNECT_TIMEOUT_MS] = {"stripe_connect_timeout_ms", T_INT, "2000", 10, 60000, NULL,
+                                       0, "connect timeout of one Stripe attempt, in ms"},
+    [CFG_STRIPE_TIMEOUT_MS] = {"stripe_timeout_ms", T_INT, "10000", 10, 120000, NULL, 0,
+                               "total timeout of one Stripe attempt, in ms"},
+    [CFG_STRIPE_MAX_RETRIES] = {"stripe_max_retries", T_INT, "2", 0, 10, NULL, 0,
+                                "retries of a Stripe call after network errors, 409, 429 and "
+                                "5xx (same idempotency key)"},
+    [CFG_WEBHOOK_TOLERANCE] = {"webhook_tolerance", T_INT, "300", 1, 86400, NULL, 0,
+                               "seconds a Stripe-Signature timestamp may differ from now"},
+    [CFG_SIMULATED_DELAY_MS] = {"simulated_delay_ms", T_INT, "2000", 0, 600000, NULL, 0,
+                                "simulated gateway: ms from a payment to its webhook"},
+    [CFG_SIMULATED_CHAOS] = {"simulated_chaos", T_BOOL, "off", 0, 0, NULL, 0,
+                             "simulated gateway: duplicate, reorder and drop-then-retry "
+                             "webhooks (on|off)"},
     [CFG_GATEWAY] = {"gateway", T_ENUM, "simulated", 0, 0, "simulated|stripe", 0,
                      "payment gateway: the offline simulator or Stripe"},
     [CFG_ROLES] = {"roles", T_STR, "api,worker", 0, 0, NULL, 0,

@@ -69,15 +69,30 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		serve_loop_drain(s->loops[i]);
 }
 
+/* Each pool: its name, its size setting and how its threads start. */
+static const struct {
+	enum http_pool pool;
+	const char *name;
+	enum config_key threads;
+	worker_init_fn init;
+} pool_defs[] = {
+    {POOL_DEFAULT, "api", CFG_WORKERS, app_worker_new},
+    {POOL_KDF, "kdf", CFG_KDF_WORKERS, app_kdf_worker_new},
+    {POOL_GATEWAY, "gateway", CFG_GATEWAY_WORKERS, app_worker_new},
+};
+
 static bool start_pools(struct server *s)
 {
 	struct config *cfg = &s->app->cfg;
 	int queue = (int)config_int(cfg, CFG_QUEUE_MAX);
-	s->pools[POOL_DEFAULT] = worker_pool_new("api", (int)config_int(cfg, CFG_WORKERS), queue,
-	                                         app_worker_new, app_worker_free, s->app);
-	s->pools[POOL_KDF] = worker_pool_new("kdf", (int)config_int(cfg, CFG_KDF_WORKERS), queue,
-	                                     app_kdf_worker_new, app_worker_free, s->app);
-	return s->pools[POOL_DEFAULT] != NULL && s->pools[POOL_KDF] != NULL;
+	for (size_t i = 0; i < sizeof pool_defs / sizeof pool_defs[0]; i++) {
+		s->pools[pool_defs[i].pool] =
+		    worker_pool_new(pool_defs[i].name, (int)config_int(cfg, pool_defs[i].threads),
+		                    queue, pool_defs[i].init, app_worker_free, s->app);
+		if (s->pools[pool_defs[i].pool] == NULL)
+			return false;
+	}
+	return true;
 }
 
 static bool migrate_at_start(struct app *app)
@@ -157,6 +172,11 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	hex_strlcpy(app->dummy_hash, crypt_hasher_dummy_hash(&app->hasher), sizeof app->dummy_hash);
 	if (!migrate_at_start(app) || !open_listeners(&s))
 		goto out;
+	if (!app_start_gateway(app))
+		goto out;
+	if (app->keys.stripe_webhook_secret[0] == '\0')
+		log_warn("webhooks_off", "HEX_STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks "
+		                         "are refused with 503");
 	if (!start_pools(&s)) {
 		fprintf(stderr, "hexd: could not start the workers (see the log above)\n");
 		goto out;
@@ -202,6 +222,7 @@ out:
 		serve_loop_close_cache(s.loops[i]);
 	for (int i = 0; i < POOL_COUNT; i++)
 		worker_pool_free(s.pools[i]);
+	app_stop_gateway(app);
 	if (s.sig_term != NULL)
 		event_free(s.sig_term);
 	if (s.sig_int != NULL)

@@ -35,7 +35,9 @@ struct http_exchange {
 	const struct http_route *route;
 	char *params[HTTP_MAX_PARAMS]; /* owned values of the route's :params */
 	char *authorization;           /* owned header copies, or NULL */
-	char *body;                    /* owned, NUL-terminated, body_len bytes */
+	char *idempotency_key;
+	char *stripe_signature;
+	char *body; /* owned, NUL-terminated, body_len bytes */
 	size_t body_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1];
 	struct http_trace trace;

@@ -11,6 +11,15 @@ void http_health_ready(struct http_exchange *x, struct hex_services *svc);
 /* http_metrics.c */
 void http_metrics_show(struct http_exchange *x, struct hex_services *svc);
 
+/* http_payments.c */
+void http_payments_create(struct http_exchange *x, struct hex_services *svc);
+void http_payments_show(struct http_exchange *x, struct hex_services *svc);
+void http_payments_list(struct http_exchange *x, struct hex_services *svc);
+
+/* http_webhooks.c */
+void http_webhooks_stripe(struct http_exchange *x, struct hex_services *svc);
+void http_webhooks_membership(struct http_exchange *x, struct hex_services *svc);
+
 /* http_users.c */
 void http_users_create(struct http_exchange *x, struct hex_services *svc);
 void http_users_show(struct http_exchange *x, struct hex_services *svc);

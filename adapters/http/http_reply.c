@@ -114,6 +114,8 @@ void http_exchange_free(struct http_exchange *x)
 	for (int i = 0; i < HTTP_MAX_PARAMS; i++)
 		free(x->params[i]);
 	free(x->authorization);
+	free(x->idempotency_key);
+	free(x->stripe_signature);
 	free(x->body);
 	if (x->json != NULL)
 		json_decref(x->json);

@@ -32,6 +32,16 @@ static const struct http_route routes[] = {
      LISTEN_API},
     {HTTP_DELETE, "/v1/messages/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_messages_delete,
      LISTEN_API},
+    {HTTP_POST, "/v1/membership/webhooks", AUTH_NONE, BODY_JSON, POOL_DEFAULT,
+     http_webhooks_membership, LISTEN_API},
+    {HTTP_POST, "/v2/payments", AUTH_BEARER, BODY_JSON, POOL_GATEWAY, http_payments_create,
+     LISTEN_PAYMENTS},
+    {HTTP_GET, "/v2/payments", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_payments_list,
+     LISTEN_PAYMENTS},
+    {HTTP_GET, "/v2/payments/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_payments_show,
+     LISTEN_PAYMENTS},
+    {HTTP_POST, "/v2/stripe/webhook", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_webhooks_stripe,
+     LISTEN_PAYMENTS},
 };
 
 static const char *const method_names[] = {

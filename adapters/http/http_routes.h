@@ -16,7 +16,14 @@ enum http_listener { LISTEN_API = 0, LISTEN_PAYMENTS, LISTEN_METRICS, LISTEN_COU
  * caller is known from the asynchronous cache, and may hand itself to the default pool
  * with http_defer() when it needs services (svc is NULL on the loop).
  */
-enum http_pool { POOL_INLINE = 0, POOL_DEFAULT, POOL_KDF, POOL_LOOP_FIRST, POOL_COUNT };
+enum http_pool {
+	POOL_INLINE = 0,
+	POOL_DEFAULT,
+	POOL_KDF,
+	POOL_GATEWAY, /* routes that call the payment gateway */
+	POOL_LOOP_FIRST,
+	POOL_COUNT
+};
 
 struct http_route {
 	enum http_method method;

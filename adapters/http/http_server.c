@@ -247,6 +247,8 @@ static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_r
 	else
 		http_trace_random_hex(x->request_id, 2);
 	x->authorization = header_copy(in, "Authorization");
+	x->idempotency_key = header_copy(in, "Idempotency-Key");
+	x->stripe_signature = header_copy(in, "Stripe-Signature");
 	http_trace_begin(&x->trace, evhttp_find_header(in, "traceparent"));
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);

@@ -32,3 +32,16 @@ enum hex_status json_body_string(json_t *obj, const char *field, bool required, 
 	*out = json_string_value(v);
 	return HEX_OK;
 }
+
+enum hex_status json_body_int(json_t *obj, const char *field, bool required, int64_t *out,
+                              struct hex_err *err)
+{
+	json_t *v = json_object_get(obj, field);
+	if (v == NULL)
+		return required ? hex_fail(err, HEX_INVALID, field, "%s is required", field)
+		                : HEX_OK;
+	if (!json_is_integer(v))
+		return hex_fail(err, HEX_INVALID, field, "%s must be an integer", field);
+	*out = (int64_t)json_integer_value(v);
+	return HEX_OK;
+}

@@ -22,4 +22,8 @@ enum hex_status json_body_parse(const char *body, size_t len, json_t **out,
 enum hex_status json_body_string(json_t *obj, const char *field, bool required, const char **out,
                                  struct hex_err *err) HEX_MUST_CHECK;
 
+/* *out gets the integer member `field` (a JSON integer, not a float or a string). */
+enum hex_status json_body_int(json_t *obj, const char *field, bool required, int64_t *out,
+                              struct hex_err *err) HEX_MUST_CHECK;
+
 #endif

@@ -499,9 +499,9 @@ class MetricsAfterKnownSequenceTest(ObsCase):
         self.assertGreaterEqual(
             one_value(self, fams, "hex_redis_command_duration_seconds_count"), 7)
 
-    def test_pool_gauges_for_api_and_kdf(self):
+    def test_pool_gauges_for_every_pool(self):
         fams = self.parsed(self.text1)
-        want_threads = {"api": 4, "kdf": 1}  # HEX_WORKERS=4 (harness), kdf default 1
+        want_threads = {"api": 4, "kdf": 1, "gateway": 8}  # HEX_WORKERS=4 (harness); defaults
         for pool, n in want_threads.items():
             self.assertEqual(one_value(self, fams, "hex_pool_threads", pool=pool), n)
             depth = one_value(self, fams, "hex_pool_queue_depth", pool=pool)
@@ -513,7 +513,7 @@ class MetricsAfterKnownSequenceTest(ObsCase):
         self.assertEqual(fams["hex_pool_queue_depth"].type, "gauge")
         self.assertEqual(fams["hex_pool_rejected_total"].type, "counter")
         pools = {l["pool"] for l, _ in series(fams, "hex_pool_threads")}
-        self.assertEqual(pools, {"api", "kdf"})
+        self.assertEqual(pools, {"api", "kdf", "gateway"})
 
     def test_process_series(self):
         fams = self.parsed(self.text1)
