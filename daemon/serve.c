@@ -28,7 +28,7 @@ struct server {
 	struct serve_loop *loops[LOOPS_MAX];
 	pthread_t threads[LOOPS_MAX];
 	int nloops, nthreads;
-	int fds[LISTEN_COUNT];
+	int fds[LOOPS_MAX][LISTEN_COUNT]; /* one socket per loop and listener */
 	struct event *sig_term, *sig_int;
 	bool draining;
 };
@@ -111,17 +111,28 @@ static bool migrate_at_start(struct app *app)
 	return true;
 }
 
-static bool open_listeners(struct server *s)
+/*
+ * Every loop gets its own SO_REUSEPORT socket per address, so the kernel spreads new
+ * connections over the loops. A first plain bind proves nobody else holds the address.
+ */
+static bool open_listeners(struct server *s, int nloops)
 {
 	struct config *cfg = &s->app->cfg;
 	struct hex_err err = {0};
-	for (int i = 0; i < LISTEN_COUNT; i++) {
-		const char *addr = config_str(cfg, listener_defs[i].key);
+	for (int l = 0; l < LISTEN_COUNT; l++) {
+		const char *addr = config_str(cfg, listener_defs[l].key);
 		if (addr[0] == '\0')
 			continue; /* served on the API listener */
-		s->fds[i] = http_listen_socket(addr, listener_defs[i].field, &err);
-		if (s->fds[i] < 0) {
-			fprintf(stderr, "hexd: %s: %s\n", listener_defs[i].env, err.message);
+		int probe = http_listen_socket(addr, listener_defs[l].field, false, &err);
+		if (probe >= 0)
+			close(probe);
+		for (int i = 0; probe >= 0 && i < nloops; i++) {
+			s->fds[i][l] = http_listen_socket(addr, listener_defs[l].field, true, &err);
+			if (s->fds[i][l] < 0)
+				probe = -1;
+		}
+		if (probe < 0) {
+			fprintf(stderr, "hexd: %s: %s\n", listener_defs[l].env, err.message);
 			return false;
 		}
 	}
@@ -145,7 +156,7 @@ static bool start_loops(struct server *s)
 	for (int i = 0; i < n; i++) {
 		struct serve_loop_config c = {
 		    .app = s->app, .exec = {&executor_ops, s}, .index = i};
-		memcpy(c.fds, s->fds, sizeof c.fds);
+		memcpy(c.fds, s->fds[i], sizeof c.fds);
 		s->loops[i] = serve_loop_new(&c);
 		if (s->loops[i] == NULL)
 			return false;
@@ -164,13 +175,12 @@ int cmd_serve(struct app *app, int argc, char **argv)
 {
 	int rc = 1;
 	struct server s = {.app = app};
-	for (int i = 0; i < LISTEN_COUNT; i++)
-		s.fds[i] = -1;
+	memset(s.fds, -1, sizeof s.fds);
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(on_libevent_log);
 	evthread_use_pthreads();
 	hex_strlcpy(app->dummy_hash, crypt_hasher_dummy_hash(&app->hasher), sizeof app->dummy_hash);
-	if (!migrate_at_start(app) || !open_listeners(&s))
+	if (!migrate_at_start(app) || !open_listeners(&s, loop_count(app)))
 		goto out;
 	if (!app_start_gateway(app))
 		goto out;
@@ -229,8 +239,9 @@ out:
 		event_free(s.sig_int);
 	for (int i = 0; i < s.nloops; i++)
 		serve_loop_free(s.loops[i]);
-	for (int i = 0; i < LISTEN_COUNT; i++)
-		if (s.fds[i] >= 0)
-			close(s.fds[i]);
+	for (int i = 0; i < LOOPS_MAX; i++)
+		for (int l = 0; l < LISTEN_COUNT; l++)
+			if (s.fds[i][l] >= 0)
+				close(s.fds[i][l]);
 	return rc;
 }

@@ -15,8 +15,8 @@ struct serve_loop_config {
 	struct app *app;
 	struct http_executor exec;
 	int index;
-	/* The listening socket of each listener, or -1: its routes are then served on the
-	 * LISTEN_API socket, which is always there. */
+	/* This loop's listening socket of each listener, or -1: its routes are then served
+	 * on the LISTEN_API socket, which is always there. */
 	int fds[LISTEN_COUNT];
 };
 

@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-int http_listen_socket(const char *listen_addr, const char *field, struct hex_err *err)
+int http_listen_socket(const char *listen_addr, const char *field, bool shared, struct hex_err *err)
 {
 	char host[256];
 	const char *colon = strrchr(listen_addr, ':');
@@ -39,6 +39,7 @@ int http_listen_socket(const char *listen_addr, const char *field, struct hex_er
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    (shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
 		hex_fail(err, HEX_UNAVAILABLE, field, "cannot listen on %s: %s", listen_addr,
 		         strerror(errno));
