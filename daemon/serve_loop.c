@@ -8,6 +8,7 @@
 #include "daemon/listeners.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,9 @@ struct event_base *serve_loop_base(struct serve_loop *l)
 
 void serve_loop_run(struct serve_loop *l)
 {
+	char name[16];
+	snprintf(name, sizeof name, "loop-%d", l->index);
+	pthread_setname_np(pthread_self(), name);
 	http_metrics_bind_loop(l->index);
 	event_base_dispatch(l->base);
 	logger_flush();

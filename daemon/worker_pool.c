@@ -5,6 +5,7 @@
 #include "core/xmalloc.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 struct job_slot {
@@ -41,6 +42,9 @@ static void *worker_main(void *arg)
 {
 	struct worker_thread *t = arg;
 	struct worker_pool *p = t->pool;
+	char name[16]; /* shown by top -H and ps: api-3, kdf-0 */
+	snprintf(name, sizeof name, "%.10s-%d", p->name, t->index);
+	pthread_setname_np(pthread_self(), name);
 	t->ctx = p->init(p->arg, t->index);
 	pthread_mutex_lock(&p->mu);
 	if (t->ctx == NULL)

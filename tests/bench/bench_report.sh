@@ -74,11 +74,12 @@ bench_report_results() {
 	printf 'Latencies in ms. Errors: non-2xx replies plus socket errors (0 expected).\n\n'
 	printf '| case | what | req/s | p50 | p99 | errors | ratio to its baseline |\n'
 	printf '|---|---|---:|---:|---:|---:|---|\n'
-	bench_row a "nginx, fixed ${#BENCH_USER_JSON}-byte JSON (baseline of b)" baseline
+	bench_row a "nginx, fixed ${#BENCH_USER_JSON}-byte JSON (baseline of b: the better of a, a2)" \
+		baseline
 	bench_row b "hexd A \`GET /v1/users/:id\`, Redis cache warm" \
-		"$(bench_pct "${RES[b.rps]}" "${RES[a.rps]}") of a"
+		"$(bench_pct "${RES[b.rps]}" "${RES[a.best]}") of a"
 	bench_row h "hexd A \`GET /healthz\` (diagnostic: no auth, no data)" \
-		"$(bench_pct "${RES[h.rps]}" "${RES[a.rps]}") of a"
+		"$(bench_pct "${RES[h.rps]}" "${RES[a.best]}") of a"
 	bench_row c "hexd B \`GET /v1/users/:id\`, no cache (PostgreSQL)" \
 		"$(bench_pct "${RES[c.rps]}" "${RES[f2.rps]}") of f2"
 	bench_row d "hexd A \`POST /v1/login\`, password cost $BENCH_PASSWORD_COST" \
@@ -87,11 +88,13 @@ bench_report_results() {
 		"$(bench_pct "${RES[e.rps]}" "${RES[b.rps]}") of b"
 	bench_row e-login "... the 32 logins themselves (\`-t1 -c32\`)" \
 		"$(bench_pct "${RES[e-login.rps]}" "${RES[d.rps]}") of d"
+	bench_row a2 "nginx again, after the hexd cases (noise check)" \
+		"$(bench_pct "${RES[a2.rps]}" "${RES[a.rps]}") of the first"
 	bench_row f1 "redis-benchmark GET (same Redis)" baseline
 	bench_row f2 "pgbench -S, scale 10 (same PostgreSQL; tps)" "baseline of c"
 	printf '\nError detail (wrk): '
 	local x sep=''
-	for x in a b h c d e e-login; do
+	for x in a b h c d e e-login a2; do
 		printf '%s%s: %s' "$sep" "$x" "$(bench_errors_detail "$x")"
 		sep='; '
 	done
@@ -121,9 +124,9 @@ bench_report_hexd() {
 bench_report_targets() {
 	printf '| target | measured | result |\n|---|---|---|\n'
 	printf '| cached reads >= 40%% of nginx, p99 < 5 ms, 0 errors | %s of a, p99 %s ms, %s errors | %s |\n' \
-		"$(bench_pct "${RES[b.rps]}" "${RES[a.rps]}")" "$(bench_ms "${RES[b.p99_us]}")" \
+		"$(bench_pct "${RES[b.rps]}" "${RES[a.best]}")" "$(bench_ms "${RES[b.p99_us]}")" \
 		"${RES[b.errors]}" \
-		"$(bench_verdict "${RES[b.rps]} >= 0.4 * ${RES[a.rps]} && ${RES[b.p99_us]} < 5000 && ${RES[b.errors]} == 0")"
+		"$(bench_verdict "${RES[b.rps]} >= 0.4 * ${RES[a.best]} && ${RES[b.p99_us]} < 5000 && ${RES[b.errors]} == 0")"
 	printf '| uncached reads >= 30%% of pgbench -S tps | %s of f2 | %s |\n' \
 		"$(bench_pct "${RES[c.rps]}" "${RES[f2.rps]}")" \
 		"$(bench_verdict "${RES[c.rps]} >= 0.3 * ${RES[f2.rps]}")"
@@ -153,7 +156,7 @@ bench_write_report() {
 		printf '\n### Targets\n\n'
 		bench_report_targets
 		printf '\n### Commands\n\nPorts are picked per run.\n\n'
-		for x in a b h c d e e-login f1 f2; do
+		for x in a b h c d e e-login a2 f1 f2; do
 			printf -- '- %s: `%s`\n' "$x" "${CMD[$x]}"
 		done
 	} >"$1"

@@ -153,7 +153,7 @@ bench_measure_all() {
 	bench_wrk b get_user.lua "$api_a$user_path" 2 64 2s "$pid_a"
 	BENCH_HITS_B=$(($(bench_redis_hits "$REDIS_PORT") - hits))
 
-	# h: no data at all (answered on the event-loop thread): hexd's fixed cost per request.
+	# h: answered on a loop thread, no worker, no data: hexd's fixed cost per request.
 	bench_warmup h plain.lua "$api_a/healthz" 2 64 2s
 	bench_wrk h plain.lua "$api_a/healthz" 2 64 2s "$pid_a"
 
@@ -179,6 +179,11 @@ bench_measure_all() {
 	BENCH_BG_PIDS=()
 	bench_wait_idle "$pid_a" "hexd A"
 
+	# a2: nginx again. On a shared 2-core machine the baseline moves between runs; the
+	# second measurement shows by how much, and the better of the two is the ceiling.
+	bench_wrk a2 plain.lua "http://127.0.0.1:$NGINX_PORT$user_path" 2 64 2s
+	RES[a.best]=$(awk -v x="${RES[a.rps]}" -v y="${RES[a2.rps]}" 'BEGIN { print (x > y ? x : y) }')
+
 	BENCH_RSS_A=$(bench_peak_rss_kib "$pid_a")
 	BENCH_RSS_B=$(bench_peak_rss_kib "$pid_b")
 }
@@ -186,7 +191,7 @@ bench_measure_all() {
 bench_summary() {
 	local k
 	printf '\n%-8s %10s %9s %9s %7s\n' case 'req/s' 'p50 ms' 'p99 ms' errors
-	for k in a b h c d e e-login f1 f2; do
+	for k in a b h c d e e-login a2 f1 f2; do
 		printf '%-8s %10s %9s %9s %7s\n' "$k" "$(bench_int "${RES[$k.rps]}")" \
 			"$(bench_ms "${RES[$k.p50_us]}")" "$(bench_ms "${RES[$k.p99_us]}")" "${RES[$k.errors]}"
 	done
