@@ -38,6 +38,18 @@ enum hex_status hex_fail(struct hex_err *err, enum hex_status st, const char *fi
 	return st;
 }
 
+enum hex_status hex_store_failed(enum hex_status st, const char *what, struct hex_err *err)
+{
+	switch (st) {
+	case HEX_NOT_FOUND:
+		return hex_fail(err, st, NULL, "%s not found", what);
+	case HEX_UNAVAILABLE:
+		return hex_fail(err, st, NULL, "the database is unavailable");
+	default:
+		return hex_fail(err, HEX_INTERNAL, NULL, "internal error");
+	}
+}
+
 bool hex_strlcpy(char *dst, const char *src, size_t n)
 {
 	size_t len = strlen(src);

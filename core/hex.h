@@ -38,6 +38,13 @@ enum hex_status hex_fail(struct hex_err *err, enum hex_status st, const char *fi
 
 const char *hex_status_name(enum hex_status st);
 
+/*
+ * The safe answer to a failed storage call: HEX_NOT_FOUND becomes "<what> not found",
+ * HEX_UNAVAILABLE "the database is unavailable", anything else HEX_INTERNAL with no
+ * detail. For services to map repository results in one way.
+ */
+enum hex_status hex_store_failed(enum hex_status st, const char *what, struct hex_err *err);
+
 /* Copies src into dst (size n, n > 0), always NUL-terminated; true if it fitted. */
 bool hex_strlcpy(char *dst, const char *src, size_t n);
 

@@ -11,14 +11,7 @@
 
 static enum hex_status repo_failed(enum hex_status st, struct hex_err *err)
 {
-	switch (st) {
-	case HEX_NOT_FOUND:
-		return hex_fail(err, st, NULL, "message not found");
-	case HEX_UNAVAILABLE:
-		return hex_fail(err, st, NULL, "the database is unavailable");
-	default:
-		return hex_fail(err, HEX_INTERNAL, NULL, "internal error");
-	}
+	return hex_store_failed(st, "message", err);
 }
 
 static bool is_admin(const struct user *caller)

@@ -13,14 +13,7 @@
 
 static enum hex_status repo_failed(enum hex_status st, struct hex_err *err)
 {
-	switch (st) {
-	case HEX_NOT_FOUND:
-		return hex_fail(err, st, NULL, "payment not found");
-	case HEX_UNAVAILABLE:
-		return hex_fail(err, st, NULL, "the database is unavailable");
-	default:
-		return hex_fail(err, HEX_INTERNAL, NULL, "internal error");
-	}
+	return hex_store_failed(st, "payment", err);
 }
 
 /* After a committed membership change: the next read rebuilds the entry from the truth. */

@@ -18,16 +18,9 @@ static void cache_forget(struct user_service *s, const char *id)
 
 static enum hex_status repo_failed(enum hex_status st, struct hex_err *err)
 {
-	switch (st) {
-	case HEX_NOT_FOUND:
-		return hex_fail(err, st, NULL, "user not found");
-	case HEX_CONFLICT:
+	if (st == HEX_CONFLICT)
 		return hex_fail(err, st, "email", "a user with this email already exists");
-	case HEX_UNAVAILABLE:
-		return hex_fail(err, st, NULL, "the database is unavailable");
-	default:
-		return hex_fail(err, HEX_INTERNAL, NULL, "internal error");
-	}
+	return hex_store_failed(st, "user", err);
 }
 
 enum hex_status user_service_create(struct user_service *s, const char *email, const char *password,

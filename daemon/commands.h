@@ -4,6 +4,9 @@
 
 #include "daemon/app.h"
 
+/* Applies pending migrations; false after one line on stderr. */
+bool migrate_database(struct app *app, int *applied);
+
 int cmd_serve(struct app *app, int argc, char **argv);
 int cmd_migrate(struct app *app, int argc, char **argv);
 int cmd_user(struct app *app, int argc, char **argv);

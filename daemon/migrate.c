@@ -6,19 +6,24 @@
 
 #include <stdio.h>
 
-int cmd_migrate(struct app *app, int argc, char **argv)
+bool migrate_database(struct app *app, int *applied)
 {
 	struct pg_conn *c = app_db_open(app);
 	if (c == NULL)
-		return 1;
+		return false;
 	struct hex_err err = {0};
-	int applied = 0;
-	enum hex_status st = pg_migrate(c, &applied, &err);
+	enum hex_status st = pg_migrate(c, applied, &err);
 	pg_conn_free(c);
-	if (st != HEX_OK) {
+	if (st != HEX_OK)
 		fprintf(stderr, "hexd: migration failed: %s\n", err.message);
+	return st == HEX_OK;
+}
+
+int cmd_migrate(struct app *app, int argc, char **argv)
+{
+	int applied = 0;
+	if (!migrate_database(app, &applied))
 		return 1;
-	}
 	printf("migrations applied: %d\n", applied);
 	return 0;
 }

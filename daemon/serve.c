@@ -4,8 +4,6 @@
 
 #include "adapters/http/http_listen.h"
 #include "adapters/http/http_metrics.h"
-#include "adapters/postgres/pg_conn.h"
-#include "adapters/postgres/pg_migrate.h"
 #include "core/logger.h"
 #include "daemon/daemon_metrics.h"
 #include "daemon/listeners.h"
@@ -95,22 +93,6 @@ static bool start_pools(struct server *s)
 	return true;
 }
 
-static bool migrate_at_start(struct app *app)
-{
-	struct pg_conn *c = app_db_open(app);
-	if (c == NULL)
-		return false;
-	struct hex_err err = {0};
-	int applied = 0;
-	enum hex_status st = pg_migrate(c, &applied, &err);
-	pg_conn_free(c);
-	if (st != HEX_OK) {
-		fprintf(stderr, "hexd: migration failed: %s\n", err.message);
-		return false;
-	}
-	return true;
-}
-
 /*
  * Every loop gets its own SO_REUSEPORT socket per address, so the kernel spreads new
  * connections over the loops. A first plain bind proves nobody else holds the address.
@@ -180,7 +162,8 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	event_set_log_callback(on_libevent_log);
 	evthread_use_pthreads();
 	hex_strlcpy(app->dummy_hash, crypt_hasher_dummy_hash(&app->hasher), sizeof app->dummy_hash);
-	if (!migrate_at_start(app) || !open_listeners(&s, loop_count(app)))
+	int applied = 0;
+	if (!migrate_database(app, &applied) || !open_listeners(&s, loop_count(app)))
 		goto out;
 	if (!app_start_gateway(app))
 		goto out;
