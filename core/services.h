@@ -9,6 +9,7 @@
 #include "core/auth_service.h"
 #include "core/message_service.h"
 #include "core/payment_service.h"
+#include "core/ports/idempotency_store.h"
 #include "core/ports/readiness.h"
 #include "core/user_service.h"
 
@@ -25,6 +26,7 @@ struct hex_services {
 	struct message_service messages;
 	struct payment_service payments;
 	struct readiness ready;
+	struct idempotency_store idempotency; /* first answers to Idempotency-Keys */
 	const struct hex_inbound_keys *keys;
 };
 

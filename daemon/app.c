@@ -4,6 +4,7 @@
 #include "adapters/crypto/random_ids.h"
 #include "adapters/crypto/system_clock.h"
 #include "adapters/postgres/pg_conn.h"
+#include "adapters/postgres/pg_idempotency_store.h"
 #include "adapters/postgres/pg_message_repo.h"
 #include "adapters/postgres/pg_payment_repo.h"
 #include "adapters/postgres/pg_refresh_repo.h"
@@ -255,6 +256,7 @@ void *app_worker_new(void *arg, int index)
 	    .ids = random_ids_port(),
 	};
 	s->keys = &app->keys;
+	s->idempotency = pg_idempotency_store_port(w->pg);
 	s->ready = (struct readiness){&pg_readiness_ops, w->pg};
 	return w;
 }

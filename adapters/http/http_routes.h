@@ -6,6 +6,9 @@
 
 enum http_auth { AUTH_NONE = 0, AUTH_BEARER };
 enum http_body { BODY_NONE = 0, BODY_JSON };
+/* IDEM_KEYED: the route remembers its first answer to each Idempotency-Key. */
+enum http_idempotency { IDEM_NONE = 0, IDEM_KEYED };
+
 /* Which listener serves a route; a server serves a set of them (a bit mask). */
 enum http_listener { LISTEN_API = 0, LISTEN_PAYMENTS, LISTEN_METRICS, LISTEN_COUNT };
 
@@ -33,6 +36,7 @@ struct http_route {
 	enum http_pool pool;
 	http_handler_fn handler;
 	enum http_listener listener;
+	enum http_idempotency idempotency;
 };
 
 #define HTTP_ROUTES_MAX 64

@@ -1,6 +1,7 @@
 /* http_server.c: request intake on the loop thread, dispatch on workers, replies. */
 #include "adapters/http/http_server.h"
 
+#include "adapters/http/http_idempotency.h"
 #include "adapters/http/http_metrics.h"
 #include "adapters/json/json_body.h"
 #include "core/logger.h"
@@ -188,8 +189,12 @@ static void run_exchange(void *job, void *ctx)
 	if (x->status == 0 && r->body == BODY_JSON &&
 	    json_body_parse(x->body, x->body_len, &x->json, &err) != HEX_OK)
 		http_reply_error(x, HEX_INVALID, &err);
-	if (x->status == 0)
+	bool keyed = r->idempotency == IDEM_KEYED && svc != NULL;
+	if (x->status == 0 && !(keyed && http_idempotency_begin(x, svc))) {
 		r->handler(x, svc);
+		if (keyed)
+			http_idempotency_finish(x, svc);
+	}
 	/* A handler path without a reply is a bug: fail loudly. Only a loop-first handler
 	 * without services may defer. */
 	if (x->status == 0 && !(x->deferred && svc == NULL))

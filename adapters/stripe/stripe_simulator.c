@@ -439,11 +439,14 @@ struct stripe_simulator *stripe_simulator_new(const struct stripe_simulator_conf
 		crypto_random_bytes(&seed, sizeof seed);
 	s->rng = seed;
 	pthread_mutex_init(&s->mu, NULL);
+	char declines[48] = "no amount is declined";
+	if (s->failure_amount > 0)
+		snprintf(declines, sizeof declines, "amounts ending in %02d are declined",
+		         s->failure_amount);
 	log_info("simulator_started",
-	         "webhooks to %s %d ms after each payment; chaos %s (seed %llu); amounts ending "
-	         "in %02d are declined%s",
+	         "webhooks to %s %d ms after each payment; chaos %s (seed %llu); %s",
 	         c->webhook_url, s->delay_ms, s->chaos ? "on" : "off", (unsigned long long)seed,
-	         s->failure_amount, s->failure_amount > 0 ? "" : " (none: rule off)");
+	         declines);
 	return s;
 }
 
