@@ -338,7 +338,8 @@ enum hex_status payment_service_membership_hook(struct payment_service *s, const
 		return hex_fail(err, HEX_INVALID, "user_id", "user_id must be a UUID");
 	enum membership m;
 	if (!membership_parse(status, &m))
-		return hex_fail(err, HEX_INVALID, "status", "status must be member or free");
+		return hex_fail(err, HEX_INVALID, "membership",
+		                "membership must be member or free");
 	char uid[HEX_ID_LEN + 1];
 	lower_id(user_id, uid);
 

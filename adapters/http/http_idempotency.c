@@ -1,8 +1,10 @@
 /*
  * http_idempotency.c: Idempotency-Key on routes that move money (API.md): the first 2xx
- * answer to a key is stored and a retry with the same parameters gets it back byte for
- * byte; the same key with other parameters is 409 idempotency_key_reused. Concurrent
- * duplicates are stopped below, by the use case (a unique key per user), never here.
+ * answer to a key is stored and a retry with the same body gets it back byte for byte.
+ * Everything else goes to the handler, whose use case owns the rules: a malformed key,
+ * the same key with parameters that differ only in form (currency case), with other
+ * parameters (409 idempotency_key_reused), and concurrent duplicates (a unique key per
+ * user below). This layer only makes a true retry cheap and exact.
  */
 #include "adapters/http/http_idempotency.h"
 
@@ -30,10 +32,8 @@ bool http_idempotency_begin(struct http_exchange *x, struct hex_services *svc)
 	struct idempotency_store *st = &svc->idempotency;
 	if (x->idempotency_key == NULL || st->ops == NULL)
 		return false;
-	if (payment_client_key_check(x->idempotency_key, &err) != HEX_OK) {
-		http_reply_error(x, HEX_INVALID, &err);
-		return true;
-	}
+	if (payment_client_key_check(x->idempotency_key, &err) != HEX_OK)
+		return false; /* the use case names it, after the body's fields */
 	struct idempotent_answer a = {0};
 	if (st->ops->find(st->self, x->caller.user.id, x->route->pattern, x->idempotency_key, &a) !=
 	    HEX_OK)
@@ -42,11 +42,7 @@ bool http_idempotency_begin(struct http_exchange *x, struct hex_services *svc)
 	fingerprint(x, fp);
 	if (strcmp(fp, a.fingerprint) != 0) {
 		free(a.body);
-		hex_fail(&err, HEX_CONFLICT, NULL,
-		         "this Idempotency-Key was already used for another request");
-		err.code = "idempotency_key_reused";
-		http_reply_error(x, HEX_CONFLICT, &err);
-		return true;
+		return false;
 	}
 	http_reply_header(x, "Idempotent-Replayed", "true");
 	http_reply_text(x, a.status, NULL, a.body, strlen(a.body));

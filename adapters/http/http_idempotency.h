@@ -4,7 +4,7 @@
 
 #include "adapters/http/http_exchange.h"
 
-/* Before the handler: true when it already replied (a replay, a 409, a bad key). */
+/* Before the handler: true when it replayed a stored answer. */
 bool http_idempotency_begin(struct http_exchange *x, struct hex_services *svc);
 /* After the handler: remembers a 2xx answer for its key. */
 void http_idempotency_finish(struct http_exchange *x, struct hex_services *svc);

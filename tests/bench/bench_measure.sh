@@ -87,13 +87,13 @@ bench_cpu_threads() {
 	done
 }
 
-# bench_wrk CASE SCRIPT URL THREADS CONNS TIMEOUT [PID]: one measured run in the
-# foreground; with PID (a hexd), also that process's CPU use.
+# bench_wrk CASE SCRIPT URL THREADS CONNS TIMEOUT [PID] [SECONDS]: one measured run in
+# the foreground; with PID (a hexd), also that process's CPU use.
 bench_wrk() {
-	local name=$1 pid=${7:-}
+	local name=$1 pid=${7:-} seconds=${8:-$BENCH_DURATION}
 	[ -n "$pid" ] && bench_cpu_mark "$name" "$pid"
-	hex_say "case $name: ${BENCH_DURATION}s of $3"
-	bench_wrk_start "$1" "$2" "$3" "$4" "$5" "$6"
+	hex_say "case $name: ${seconds}s of $3"
+	bench_wrk_start "$1" "$2" "$3" "$4" "$5" "$6" "$seconds"
 	bench_wrk_finish "$name" "$BENCH_WRK_PID"
 	[ -z "$pid" ] || bench_cpu_done "$name" "$pid"
 }
@@ -128,11 +128,14 @@ bench_redis() {
 	RES[$name.requests]=200000
 }
 
-# pgbench -S as the brief gives it; per-transaction logs (-l, kept out of the raw folder:
-# they are large) give p50 and p99, which pgbench's summary lacks.
+# bench_pgbench CASE PORT DB OUT [OPTION...]: pgbench -c 64 -j 2 for BENCH_DURATION with
+# the options given (-S: the select-only script; none: TPC-B), output in $BENCH_RAW/OUT.
+# Per-transaction logs (-l, kept out of the raw folder: they are large) give p50 and p99,
+# which pgbench's summary lacks.
 bench_pgbench() {
-	local name=$1 port=$2 db=$3 out=$BENCH_RAW/pgbench.txt logs=$BENCH_TMP/pgbench-log
-	local cmd=(pgbench -S -c 64 -j 2 -T "$BENCH_DURATION" -h 127.0.0.1 -p "$port"
+	local name=$1 port=$2 db=$3 out=$BENCH_RAW/$4 logs=$BENCH_TMP/pgbench-log-$1
+	shift 4
+	local cmd=(pgbench "$@" -c 64 -j 2 -T "$BENCH_DURATION" -h 127.0.0.1 -p "$port"
 		-U "$HEX_SERVER_USER" "$db")
 	CMD[$name]="${cmd[*]}"
 	hex_say "case $name: ${cmd[*]}"
@@ -153,6 +156,7 @@ bench_pgbench() {
 			p99 = int(NR * 0.99); if (p99 < 1) p99 = 1
 			print v[p50], v[p99] }')
 	read -r "RES[$name.p50_us]" "RES[$name.p99_us]" <<<"$pcts"
+	rm -rf "$logs"
 }
 
 bench_redis_hits() {

@@ -17,6 +17,11 @@ bench_pct() {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }'
 }
 
+# bench_overhead WITH WITHOUT: how much slower WITH is, in % of WITHOUT (one decimal).
+bench_overhead() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", (b > 0 ? 100 * (1 - a / b) : 0) }'
+}
+
 # bench_verdict EXPR: PASS when the awk expression holds.
 bench_verdict() {
 	awk "BEGIN { print (($1) ? \"PASS\" : \"MISS\") }"
@@ -57,15 +62,19 @@ bench_versions() {
 
 bench_settings() {
 	local kv
-	printf 'hexd settings (both instances; environment cleared, then only these):\n\n'
+	printf 'hexd settings (every instance; environment cleared, then only these):\n\n'
 	for kv in "${BENCH_HEXD_ENV[@]}"; do
 		case $kv in
 		HEX_JWT_SECRET=* | HEX_ADMIN_TOKEN=*) kv="${kv%%=*}=<random, 32 bytes>" ;;
+		HEX_STRIPE_WEBHOOK_SECRET=*) kv="${kv%%=*}=whsec_bench_<random, 16 bytes>" ;;
 		esac
 		printf -- '- `%s`\n' "$kv"
 	done
 	printf -- '- A: `HEX_REDIS_URL=redis://127.0.0.1:<redis port>/0`; B: `HEX_REDIS_URL=` (empty: no cache)\n'
-	printf -- '- everything else at its default: `HEX_WORKERS=8`, `HEX_KDF_WORKERS=1`, `HEX_QUEUE_MAX=1024`, `HEX_ROLES=api,worker`, ...\n'
+	printf -- '- D: as A, plus `HEX_ACCESS_LOG=off HEX_METRICS=off`\n'
+	printf -- '- C: as A, plus `HEX_GATEWAY=stripe HEX_STRIPE_API_BASE=http://127.0.0.1:<fake port> HEX_STRIPE_SECRET_KEY=%s`; the fake Stripe holds every answer %s ms\n' \
+		"$BENCH_STRIPE_KEY" "$BENCH_STRIPE_DELAY_MS"
+	printf -- '- everything else at its default: `HEX_WORKERS=8`, `HEX_KDF_WORKERS=1`, `HEX_GATEWAY_WORKERS=8`, `HEX_QUEUE_MAX=1024`, `HEX_ROLES=api,worker`, `HEX_WEBHOOK_TOLERANCE=300`, ...\n'
 }
 
 bench_report_results() {
@@ -88,13 +97,40 @@ bench_report_results() {
 		"$(bench_pct "${RES[e.rps]}" "${RES[b.rps]}") of b"
 	bench_row e-login "... the 32 logins themselves (\`-t1 -c32\`)" \
 		"$(bench_pct "${RES[e-login.rps]}" "${RES[d.rps]}") of d"
+	bench_row o-on "hexd A cached reads, access log and metrics on (mean of 2 runs)" \
+		"$(bench_pct "${RES[o-on.rps]}" "${RES[o-off.rps]}") of o-off"
+	bench_row o-off "hexd D cached reads, \`HEX_ACCESS_LOG=off HEX_METRICS=off\` (mean of 2 runs)" \
+		"baseline of o-on"
+	bench_row ml "hexd A \`GET /v1/messages?limit=20\`, caller owns $(bench_thousands "$BENCH_READER_MESSAGES") of $(bench_thousands "$BENCH_MESSAGES")" \
+		"$(bench_pct "${RES[ml.rps]}" "${RES[f2.rps]}") of f2"
+	bench_row mp "hexd A \`POST /v1/messages\`" \
+		"$(bench_pct "${RES[mp.rps]}" "${RES[f2.rps]}") of f2, $(bench_pct "${RES[mp.rps]}" "${RES[f3.rps]}") of f3"
+	bench_row w "hexd A \`POST /v2/stripe/webhook\`, signed \`payment_intent.succeeded\`, unique ids" \
+		"$(bench_pct "${RES[w.rps]}" "${RES[f3.rps]}") of f3"
+	bench_row s-alone "hexd C cached reads alone (Stripe gateway; mean of 2 runs)" \
+		"baseline of s-busy"
+	bench_row s-busy "hexd C cached reads, 50 \`POST /v2/payments\` in flight (mean of 2 runs)" \
+		"$(bench_pct "${RES[s-busy.rps]}" "${RES[s-alone.rps]}") of s-alone"
+	bench_row s-pay "... the payments themselves (\`-t1 -c50\`, fake Stripe answers in ${BENCH_STRIPE_DELAY_MS} ms)" \
+		"${RES[s-pay.intents]} intents created at the fake"
 	bench_row a2 "nginx again, after the hexd cases (noise check)" \
 		"$(bench_pct "${RES[a2.rps]}" "${RES[a.rps]}") of the first"
 	bench_row f1 "redis-benchmark GET (same Redis)" baseline
-	bench_row f2 "pgbench -S, scale 10 (same PostgreSQL; tps)" "baseline of c"
+	bench_row f2 "pgbench -S, scale 10 (same PostgreSQL; tps)" "baseline of c, ml, mp"
+	bench_row f3 "pgbench TPC-B, scale 10 (same PostgreSQL; tps)" "baseline of mp, w"
+	printf '\nAlternating runs (req/s, in the order run): o: %s on A, %s on D; s: %s alone, %s busy ' \
+		"${RES[o-on.runs]}" "${RES[o-off.runs]}" "${RES[s-alone.runs]}" "${RES[s-busy.runs]}"
+	printf '(runs of %ss; order first, second, second, first, so that a linear drift of the machine weighs on both alike).\n' \
+		"$(((BENCH_DURATION + 1) / 2))"
+	printf '\nWrites checked in the database after each write case: mp added %s rows for %s replies 201; ' \
+		"${RES[mp.rows]}" "$((${RES[mp.requests]} - ${RES[mp.non2xx]}))"
+	printf 'w stored %s events (each with its payment succeeded and its outbox row) for %s replies 200, events sent twice: %s ' \
+		"${RES[w.stored]}" "$((${RES[w.requests]} - ${RES[w.non2xx]}))" "${RES[w.duplicates]}"
+	printf '(%s events were signed for it). A few more rows than replies are requests answered after wrk stopped counting.\n' \
+		"$(bench_thousands "$BENCH_WEBHOOK_EVENTS")"
 	printf '\nError detail (wrk): '
 	local x sep=''
-	for x in a b h c d e e-login a2; do
+	for x in a b h c d e e-login o-on o-off ml mp w s-alone s-busy s-pay a2; do
 		printf '%s%s: %s' "$sep" "$x" "$(bench_errors_detail "$x")"
 		sep='; '
 	done
@@ -105,18 +141,20 @@ bench_report_hexd() {
 	local x
 	printf '| case | hexd CPU (%% of one core) | CPU per request | by thread (`main` = first thread) |\n'
 	printf '|---|---:|---:|---|\n'
-	for x in b h c d e; do
+	for x in b h c d e o-on o-off ml mp w s-alone s-busy; do
 		printf '| %s | %s%% | %s | %s |\n' "$x" "${RES[$x.cpu_pct]}" \
-			"$([ "$x" = e ] && printf 'n/a (mixed)' || printf '%s µs' "${RES[$x.cpu_us]}")" \
+			"$(case $x in e | s-busy) printf 'n/a (mixed)' ;; *) printf '%s µs' "${RES[$x.cpu_us]}" ;; esac)" \
 			"${RES[$x.threads]}"
 	done
 	printf '\nRedis keyspace hits per request during b: %s (during c: %s in all). ' \
 		"$(awk -v h="$BENCH_HITS_B" -v n="${RES[b.requests]}" \
 			'BEGIN { printf "%.2f", (n ? h / n : 0) }')" "$BENCH_HITS_C"
-	printf 'Peak RSS (VmHWM) at the end: hexd A %s MiB, hexd B %s MiB. ' \
-		"$(bench_mib "$BENCH_RSS_A")" "$(bench_mib "$BENCH_RSS_B")"
-	printf 'Exit status after SIGTERM: A %s, B %s (0: drained and stopped cleanly). ' \
-		"${BENCH_HEXD_RC[A]:-?}" "${BENCH_HEXD_RC[B]:-?}"
+	printf 'Peak RSS (VmHWM) at the end: hexd A %s MiB, B %s MiB, C %s MiB, D %s MiB. ' \
+		"$(bench_mib "$BENCH_RSS_A")" "$(bench_mib "$BENCH_RSS_B")" \
+		"$(bench_mib "$BENCH_RSS_C")" "$(bench_mib "$BENCH_RSS_D")"
+	printf 'Exit status after SIGTERM: A %s, B %s, C %s, D %s (0: drained and stopped cleanly). ' \
+		"${BENCH_HEXD_RC[A]:-?}" "${BENCH_HEXD_RC[B]:-?}" "${BENCH_HEXD_RC[C]:-?}" \
+		"${BENCH_HEXD_RC[D]:-?}"
 	printf 'Warning and error log lines: %s (first ones in `%s/hexd-warnings.txt`).\n' \
 		"$BENCH_WARN_LINES" "$BENCH_RAW_KEPT"
 }
@@ -136,6 +174,19 @@ bench_report_targets() {
 	printf '| reads during 32 logins >= 50%% of reads alone | %s of b | %s |\n' \
 		"$(bench_pct "${RES[e.rps]}" "${RES[b.rps]}")" \
 		"$(bench_verdict "${RES[e.rps]} >= 0.5 * ${RES[b.rps]}")"
+	printf '| access log + metrics cost on cached reads < 10%% (issue 3) | %s fewer req/s than without (o-on vs o-off), %s errors | %s |\n' \
+		"$(bench_overhead "${RES[o-on.rps]}" "${RES[o-off.rps]}")" \
+		"$((${RES[o-on.errors]} + ${RES[o-off.errors]}))" \
+		"$(bench_verdict "${RES[o-on.rps]} > 0.9 * ${RES[o-off.rps]} && ${RES[o-on.errors]} + ${RES[o-off.errors]} == 0")"
+	printf '| cached reads with 50 payments in flight at a 2 s Stripe >= 90%% of reads alone (issue 4) | %s of s-alone, %s read errors, %s payment errors | %s |\n' \
+		"$(bench_pct "${RES[s-busy.rps]}" "${RES[s-alone.rps]}")" \
+		"$((${RES[s-alone.errors]} + ${RES[s-busy.errors]}))" "${RES[s-pay.errors]}" \
+		"$(bench_verdict "${RES[s-busy.rps]} >= 0.9 * ${RES[s-alone.rps]} && ${RES[s-alone.errors]} + ${RES[s-busy.errors]} + ${RES[s-pay.errors]} == 0")"
+	printf '| messages and webhook ingest: ratios reported (issues 3, 4 set no threshold), 0 errors, every reply stored once | ml %s of f2; mp %s of f2, %s of f3; w %s of f3; %s errors, %s events sent twice | %s |\n' \
+		"$(bench_pct "${RES[ml.rps]}" "${RES[f2.rps]}")" "$(bench_pct "${RES[mp.rps]}" "${RES[f2.rps]}")" \
+		"$(bench_pct "${RES[mp.rps]}" "${RES[f3.rps]}")" "$(bench_pct "${RES[w.rps]}" "${RES[f3.rps]}")" \
+		"$((${RES[ml.errors]} + ${RES[mp.errors]} + ${RES[w.errors]}))" "${RES[w.duplicates]}" \
+		"$(bench_verdict "${RES[ml.errors]} + ${RES[mp.errors]} + ${RES[w.errors]} + ${RES[w.duplicates]} == 0")"
 }
 
 bench_write_report() {
@@ -156,10 +207,17 @@ bench_write_report() {
 		printf '\n### Targets\n\n'
 		bench_report_targets
 		printf '\n### Commands\n\nPorts are picked per run.\n\n'
-		for x in a b h c d e e-login a2 f1 f2; do
+		for x in $BENCH_CASES; do
 			printf -- '- %s: `%s`\n' "$x" "${CMD[$x]}"
 		done
+		printf -- '- o-on, o-off, s-alone, s-busy: each the command shown, run twice for %ss (`-d%ss`) in the order first, second, second, first\n' \
+			"$(((BENCH_DURATION + 1) / 2))" "$(((BENCH_DURATION + 1) / 2))"
 	} >"$1"
+}
+
+# 300000 -> 300,000
+bench_thousands() {
+	printf '%s' "$1" | rev | sed -E 's/([0-9]{3})/\1,/g; s/,$//' | rev
 }
 
 bench_mib() {

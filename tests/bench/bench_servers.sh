@@ -136,16 +136,17 @@ bench_hexd_stop() {
 	BENCH_HEXD_RC[$name]=$rc
 }
 
-# bench_hexd_start NAME HTTP_PORT PAYMENTS_PORT ADMIN_PORT REDIS_URL: hexd serve with a
-# clean environment (only BENCH_HEXD_ENV plus the per-instance keys), so that HEX_*
-# variables of the caller's shell cannot change what is measured.
+# bench_hexd_start NAME HTTP_PORT PAYMENTS_PORT ADMIN_PORT REDIS_URL [KEY=VALUE...]: hexd
+# serve with a clean environment (only BENCH_HEXD_ENV, then the per-instance keys, which
+# win), so that HEX_* variables of the caller's shell cannot change what is measured.
 bench_hexd_start() {
 	local name=$1 http=$2 payments=$3 admin=$4 redis_url=$5 log pid
+	shift 5
 	log=$(bench_hexd_log "$name")
 	hex_say "starting hexd $name on 127.0.0.1:$http (redis: ${redis_url:-none}; log: $log)"
 	env -i PATH="$PATH" LANG=C.UTF-8 "${BENCH_HEXD_ENV[@]}" \
 		HEX_HTTP_LISTEN="127.0.0.1:$http" HEX_PAYMENTS_LISTEN="127.0.0.1:$payments" \
-		HEX_ADMIN_LISTEN="127.0.0.1:$admin" HEX_REDIS_URL="$redis_url" \
+		HEX_ADMIN_LISTEN="127.0.0.1:$admin" HEX_REDIS_URL="$redis_url" "$@" \
 		"$BENCH_HEXD" serve >"$log" 2>&1 9>&- &
 	pid=$!
 	BENCH_HEXD_PID[$name]=$pid

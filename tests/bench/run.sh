@@ -2,14 +2,18 @@
 # run.sh: the hex benchmark. Not part of the test command; run it by hand.
 #
 # In one run, on loopback only: builds hexd (Release, build-bench/), starts a private
-# PostgreSQL 15 and Redis in a temp folder, two hexd (A with the Redis cache, B without)
-# and an nginx baseline, seeds users through the API, then measures with wrk, and
-# redis-benchmark and pgbench on the same servers. Writes docs/BENCHMARKS.md and keeps
-# the raw outputs in tests/bench/last-run/. Stops everything it started, however it ends.
-# tests/bench/method.md says what is measured and why.
+# PostgreSQL 15 and Redis in a temp folder, hexd instances (A with the Redis cache, B
+# without, later D with access log and metrics off, and C paying through a slow fake
+# Stripe) and an nginx baseline, seeds users through the API and messages and payments in
+# SQL, then measures with wrk, and redis-benchmark and pgbench on the same servers.
+# Writes docs/BENCHMARKS.md and keeps the raw outputs in tests/bench/last-run/. Stops
+# everything it started, however it ends. tests/bench/method.md says what is measured and
+# why.
 #
 # Environment: HEX_BENCH_DURATION (10, seconds per measured run), HEX_BENCH_WARMUP (2),
-# HEX_BENCH_LOGIN_USERS (64), HEX_BENCH_PORT_BASE (28400, first port tried),
+# HEX_BENCH_LOGIN_USERS (64), HEX_BENCH_MESSAGES (300000, rows seeded),
+# HEX_BENCH_WEBHOOK_EVENTS (100000, signed events made for the webhook case),
+# HEX_BENCH_PORT_BASE (28400, first port tried),
 # HEX_BENCH_LOG_LEVEL (info, hexd's), HEX_BENCH_HEXD (a hexd binary to use instead of
 # building one) with HEX_BENCH_REVISION (what it was built from, for the report),
 # HEX_BENCH_OUT (docs/BENCHMARKS.md, raw outputs in tests/bench/last-run/; another path
@@ -24,8 +28,14 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 . "$BENCH_DIR/bench_servers.sh"
 # shellcheck source=tests/bench/bench_seed.sh
 . "$BENCH_DIR/bench_seed.sh"
+# shellcheck source=tests/bench/bench_messages.sh
+. "$BENCH_DIR/bench_messages.sh"
+# shellcheck source=tests/bench/bench_payments.sh
+. "$BENCH_DIR/bench_payments.sh"
 # shellcheck source=tests/bench/bench_measure.sh
 . "$BENCH_DIR/bench_measure.sh"
+# shellcheck source=tests/bench/bench_cases.sh
+. "$BENCH_DIR/bench_cases.sh"
 # shellcheck source=tests/bench/bench_report.sh
 . "$BENCH_DIR/bench_report.sh"
 
@@ -35,6 +45,8 @@ shopt -u patsub_replacement 2>/dev/null || true
 BENCH_DURATION=${HEX_BENCH_DURATION:-10}
 BENCH_WARMUP=${HEX_BENCH_WARMUP:-2}
 BENCH_LOGIN_USERS=${HEX_BENCH_LOGIN_USERS:-64}
+BENCH_MESSAGES=${HEX_BENCH_MESSAGES:-300000}
+BENCH_WEBHOOK_EVENTS=${HEX_BENCH_WEBHOOK_EVENTS:-100000}
 BENCH_LOG_LEVEL=${HEX_BENCH_LOG_LEVEL:-info}
 BENCH_OUT=${HEX_BENCH_OUT:-$HEX_ROOT/docs/BENCHMARKS.md}
 case $BENCH_OUT in - | /*) ;; *) BENCH_OUT=$PWD/$BENCH_OUT ;; esac
@@ -47,7 +59,7 @@ BENCH_PGBENCH_DB=pgbench
 BENCH_TOOLS=(
 	wrk:wrk nginx:nginx-light redis-server:redis-server redis-benchmark:redis-tools
 	redis-cli:redis-tools pgbench:postgresql-client-15 psql:postgresql-client-15
-	curl:curl cmake:cmake cc:build-essential pkg-config:pkg-config ss:iproute2
+	python3:python3 curl:curl cmake:cmake cc:build-essential pkg-config:pkg-config ss:iproute2
 	runuser:util-linux flock:util-linux getconf:libc-bin
 )
 
@@ -127,6 +139,7 @@ bench_start_hexd() {
 		HEX_LOGIN_LIMIT_ADDR=0
 		HEX_ACCESS_TTL=3600
 		HEX_GATEWAY=simulated
+		HEX_STRIPE_WEBHOOK_SECRET="$BENCH_WEBHOOK_SECRET"
 		HEX_LOG_FORMAT=json
 		HEX_LOG_LEVEL="$BENCH_LOG_LEVEL"
 	)
@@ -134,64 +147,10 @@ bench_start_hexd() {
 	bench_hexd_start B "$B_PORT" "$B_PAY_PORT" "$B_ADMIN_PORT" ''
 }
 
-bench_measure_all() {
-	local api_a=http://127.0.0.1:$A_PORT api_b=http://127.0.0.1:$B_PORT
-	local user_path=/v1/users/$BENCH_READER_ID
-	local pid_a=${BENCH_HEXD_PID[A]} pid_b=${BENCH_HEXD_PID[B]} hits
-
-	# Baselines first, while both hexd are idle.
-	bench_warmup a plain.lua "http://127.0.0.1:$NGINX_PORT$user_path" 2 64 2s
-	bench_wrk a plain.lua "http://127.0.0.1:$NGINX_PORT$user_path" 2 64 2s
-	bench_redis f1 "$REDIS_PORT"
-	bench_pgbench f2 "$PG_PORT" "$BENCH_PGBENCH_DB"
-
-	# b: the seed already read the user through A; make sure it sits in the cache.
-	[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" exists "hex:user:v1:$BENCH_READER_ID")" = 1 ] ||
-		hex_die "after a read through hexd A, hex:user:v1:$BENCH_READER_ID is not in Redis"
-	bench_warmup b get_user.lua "$api_a$user_path" 2 64 2s
-	hits=$(bench_redis_hits "$REDIS_PORT")
-	bench_wrk b get_user.lua "$api_a$user_path" 2 64 2s "$pid_a"
-	BENCH_HITS_B=$(($(bench_redis_hits "$REDIS_PORT") - hits))
-
-	# h: answered on a loop thread, no worker, no data: hexd's fixed cost per request.
-	bench_warmup h plain.lua "$api_a/healthz" 2 64 2s
-	bench_wrk h plain.lua "$api_a/healthz" 2 64 2s "$pid_a"
-
-	bench_warmup c get_user.lua "$api_b$user_path" 2 64 2s
-	hits=$(bench_redis_hits "$REDIS_PORT")
-	bench_wrk c get_user.lua "$api_b$user_path" 2 64 2s "$pid_b"
-	BENCH_HITS_C=$(($(bench_redis_hits "$REDIS_PORT") - hits))
-
-	# d: 64 logins queue for one hashing thread, so a reply can take seconds: wrk's 2 s
-	# default timeout would count slow replies as errors.
-	bench_wrk d login.lua "$api_a/v1/login" 2 64 10s "$pid_a"
-	bench_wait_idle "$pid_a" "hexd A"
-
-	# e: reads while 32 clients log in for the same duration.
-	hex_say "case e: ${BENCH_DURATION}s of $api_a$user_path while 32 clients log in"
-	bench_cpu_mark e "$pid_a"
-	bench_wrk_start e-login login.lua "$api_a/v1/login" 1 32 10s
-	local login_pid=$BENCH_WRK_PID
-	bench_wrk_start e get_user.lua "$api_a$user_path" 2 64 2s
-	bench_wrk_finish e "$BENCH_WRK_PID"
-	bench_wrk_finish e-login "$login_pid"
-	bench_cpu_done e "$pid_a"
-	BENCH_BG_PIDS=()
-	bench_wait_idle "$pid_a" "hexd A"
-
-	# a2: nginx again. On a shared 2-core machine the baseline moves between runs; the
-	# second measurement shows by how much, and the better of the two is the ceiling.
-	bench_wrk a2 plain.lua "http://127.0.0.1:$NGINX_PORT$user_path" 2 64 2s
-	RES[a.best]=$(awk -v x="${RES[a.rps]}" -v y="${RES[a2.rps]}" 'BEGIN { print (x > y ? x : y) }')
-
-	BENCH_RSS_A=$(bench_peak_rss_kib "$pid_a")
-	BENCH_RSS_B=$(bench_peak_rss_kib "$pid_b")
-}
-
 bench_summary() {
 	local k
 	printf '\n%-8s %10s %9s %9s %7s\n' case 'req/s' 'p50 ms' 'p99 ms' errors
-	for k in a b h c d e e-login a2 f1 f2; do
+	for k in $BENCH_CASES; do
 		printf '%-8s %10s %9s %9s %7s\n' "$k" "$(bench_int "${RES[$k.rps]}")" \
 			"$(bench_ms "${RES[$k.p50_us]}")" "$(bench_ms "${RES[$k.p99_us]}")" "${RES[$k.errors]}"
 	done
@@ -205,14 +164,18 @@ main() {
 	BENCH_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 	BENCH_COMMAND="tests/bench/run.sh"
 	local var
-	for var in HEX_BENCH_DURATION HEX_BENCH_WARMUP HEX_BENCH_LOGIN_USERS HEX_BENCH_LOG_LEVEL \
-		HEX_BENCH_HEXD HEX_BENCH_REVISION; do
+	for var in HEX_BENCH_DURATION HEX_BENCH_WARMUP HEX_BENCH_LOGIN_USERS HEX_BENCH_MESSAGES \
+		HEX_BENCH_WEBHOOK_EVENTS HEX_BENCH_LOG_LEVEL HEX_BENCH_HEXD HEX_BENCH_REVISION; do
 		[ -n "${!var:-}" ] && BENCH_COMMAND="$var=${!var} $BENCH_COMMAND"
 	done
 	bench_check_number HEX_BENCH_DURATION "$BENCH_DURATION"
 	bench_check_number HEX_BENCH_WARMUP "$BENCH_WARMUP"
 	bench_check_number HEX_BENCH_LOGIN_USERS "$BENCH_LOGIN_USERS"
 	[ "$BENCH_LOGIN_USERS" -ge 5 ] || hex_die "HEX_BENCH_LOGIN_USERS must be at least 5"
+	bench_check_number HEX_BENCH_MESSAGES "$BENCH_MESSAGES"
+	[ "$BENCH_MESSAGES" -ge 100 ] || hex_die "HEX_BENCH_MESSAGES must be at least 100"
+	bench_check_number HEX_BENCH_WEBHOOK_EVENTS "$BENCH_WEBHOOK_EVENTS"
+	[ "$BENCH_WEBHOOK_EVENTS" -ge 100 ] || hex_die "HEX_BENCH_WEBHOOK_EVENTS must be at least 100"
 
 	hex_init
 	hex_at_exit bench_kill_background
@@ -237,10 +200,23 @@ main() {
 	bench_pick_port B_PORT
 	bench_pick_port B_PAY_PORT
 	bench_pick_port B_ADMIN_PORT
+	bench_pick_port C_PORT
+	bench_pick_port C_PAY_PORT
+	bench_pick_port C_ADMIN_PORT
+	bench_pick_port D_PORT
+	bench_pick_port D_PAY_PORT
+	bench_pick_port D_ADMIN_PORT
+	bench_pick_port STRIPE_PORT
+	BENCH_RUN_ID=$(bench_random_hex 4)
+	BENCH_WEBHOOK_SECRET=whsec_bench_$(bench_random_hex 16)
 
 	bench_start_data_servers
 	bench_start_hexd
 	bench_seed "http://127.0.0.1:$A_PORT" "http://127.0.0.1:$B_PORT"
+	bench_seed_messages
+	bench_check_messages "http://127.0.0.1:$A_PORT"
+	bench_seed_payments
+	bench_check_webhook "http://127.0.0.1:$A_PAY_PORT/v2/stripe/webhook"
 	bench_psql "$BENCH_DB" 'VACUUM ANALYZE'
 	bench_psql postgres 'CHECKPOINT'
 	bench_wait_idle "${BENCH_HEXD_PID[A]}" "hexd A"
@@ -251,12 +227,14 @@ main() {
 
 	bench_hexd_stop A
 	bench_hexd_stop B
-	BENCH_WARN_LINES=$(cat "$(bench_hexd_log A)" "$(bench_hexd_log B)" |
-		grep -cE '"level":"(warn|error)"' || true)
-	grep -hE '"level":"(warn|error)"' "$(bench_hexd_log A)" "$(bench_hexd_log B)" |
-		head -n 50 >"$BENCH_RAW/hexd-warnings.txt" || true
-	wc -l "$(bench_hexd_log A)" "$(bench_hexd_log B)" | sed "s|$BENCH_TMP/||" \
-		>"$BENCH_RAW/hexd-log-lines.txt"
+	local logs=() name
+	for name in A B C D; do
+		logs+=("$(bench_hexd_log "$name")")
+	done
+	BENCH_WARN_LINES=$(cat "${logs[@]}" | grep -cE '"level":"(warn|error)"' || true)
+	grep -hE '"level":"(warn|error)"' "${logs[@]}" | head -n 50 \
+		>"$BENCH_RAW/hexd-warnings.txt" || true
+	wc -l "${logs[@]}" | sed "s|$BENCH_TMP/||" >"$BENCH_RAW/hexd-log-lines.txt"
 	BENCH_ELAPSED=$((SECONDS - started))
 	BENCH_LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -851,6 +851,305 @@ class HexCase(unittest.TestCase):
 
 
 # ---------------------------------------------------------------------------------------
+# payments: a fake Stripe served from this process, webhook signatures made here with
+# Python's hmac (independent of hexd's code), Stripe events built from fixtures3.json
+
+FAKE_STRIPE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes",
+                                "fake_stripe.py")
+PAYMENT_KEYS = {"id", "user_id", "amount", "currency", "purpose", "status",
+                "stripe_payment_intent_id", "created_at", "updated_at"}
+PAYMENT_STATUSES = ("requires_payment_method", "processing", "failed", "succeeded",
+                    "refunded")
+_fake_stripe_mod = None
+
+
+def fake_stripe_module():
+    """tests/fakes/fake_stripe.py, imported once."""
+    global _fake_stripe_mod
+    if _fake_stripe_mod is None:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("fake_stripe", FAKE_STRIPE_PATH)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        _fake_stripe_mod = mod
+    return _fake_stripe_mod
+
+
+class FakeStripeServer:
+    """The fake Stripe (tests/fakes/fake_stripe.py) on a free loopback port, served by
+    threads of the test process; control and stats are called directly."""
+
+    def __init__(self):
+        mod = fake_stripe_module()
+        self.secret_key = mod.DEFAULT_SECRET_KEY
+        self.fake = mod.FakeStripe(secret_key=self.secret_key)
+        self.port = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def start(self):
+        """Listens on self.port if it has one (a restart), else on a free port."""
+        for _ in range(20):
+            port = self.port or free_port()
+            try:
+                self.fake.start(port)
+            except OSError:
+                if self.port:
+                    raise
+                continue
+            self.port = port
+            return self
+        raise RuntimeError("fake Stripe: no free port")
+
+    def stop(self):
+        """Stops listening (connections are refused); what it created is kept."""
+        self.fake.stop()
+
+    def control(self, **doc):
+        """As POST /__control with this JSON object."""
+        self.fake.control(doc)
+
+    def clear_injections(self):
+        """Drops failures, hang-ups and delays not used up yet; keeps objects and stats."""
+        with self.fake.lock:
+            self.fake.fail_next = []
+            self.fake.hangup_next = 0
+            self.fake.delay_next = []
+            self.fake.delay_ms = 0
+
+    def stats(self):
+        """As GET /__stats."""
+        return json.loads(self.fake.stats_json())
+
+    def intents(self, payment_id=None):
+        """Copies of the PaymentIntents created, optionally only those whose
+        metadata.payment_id is payment_id."""
+        with self.fake.lock:
+            out = json.loads(json.dumps(list(self.fake.intents.values())))
+        if payment_id is not None:
+            out = [pi for pi in out if pi.get("metadata", {}).get("payment_id") == payment_id]
+        return out
+
+
+def stripe_fixture(name):
+    """A fresh copy of one fixtures3.json resource (payment_intent, checkout.session,
+    charge, event)."""
+    return json.loads(json.dumps(fake_stripe_module().load_fixtures()[name]))
+
+
+def stripe_signature(secret, body, t, scheme="v1"):
+    """`<scheme>=<hex HMAC-SHA256(secret, "<t>.<body>")>`."""
+    if isinstance(body, str):
+        body = body.encode()
+    mac = hmac.new(secret.encode(), b"%d." % t + body, hashlib.sha256).hexdigest()
+    return "%s=%s" % (scheme, mac)
+
+
+def stripe_signature_header(secret, body, t=None):
+    """The Stripe-Signature header Stripe would send for body signed at t (default now)."""
+    t = int(time.time()) if t is None else t
+    return "t=%d,%s" % (t, stripe_signature(secret, body, t))
+
+
+def stripe_event(type_, obj, event_id=None, created=None):
+    """A Stripe event (fixture shape) of type_ about data.object obj."""
+    ev = stripe_fixture("event")
+    ev.update({"id": event_id or "evt_" + secrets.token_hex(12), "type": type_,
+               "created": int(time.time()) if created is None else created,
+               "api_version": "2024-06-20", "data": {"object": obj}})
+    return ev
+
+
+def payment_metadata(payment):
+    return {"payment_id": payment["id"], "user_id": payment["user_id"],
+            "purpose": payment["purpose"]}
+
+
+def stripe_intent_object(payment, status="succeeded"):
+    """The PaymentIntent of payment as Stripe shows it in an event. A failed attempt
+    looks as Stripe shows a decline: back to requires_payment_method, nothing received."""
+    pi = stripe_fixture("payment_intent")
+    failed = status == "failed"
+    pi.update({"id": payment["stripe_payment_intent_id"], "amount": payment["amount"],
+               "currency": payment["currency"], "metadata": payment_metadata(payment),
+               "status": "requires_payment_method" if failed else status,
+               "amount_received": payment["amount"] if status == "succeeded" else 0,
+               "client_secret": None})
+    if failed:
+        pi["last_payment_error"] = {"type": "card_error", "code": "card_declined",
+                                    "message": "Your card was declined."}
+    return pi
+
+
+def stripe_charge_object(payment, amount_refunded=None):
+    """The charge of payment, refunded (wholly unless amount_refunded says otherwise)."""
+    ch = stripe_fixture("charge")
+    refunded = payment["amount"] if amount_refunded is None else amount_refunded
+    ch.update({"id": "ch_" + secrets.token_hex(12), "amount": payment["amount"],
+               "amount_captured": payment["amount"], "amount_refunded": refunded,
+               "captured": True, "refunded": refunded == payment["amount"],
+               "currency": payment["currency"],
+               "payment_intent": payment["stripe_payment_intent_id"],
+               "metadata": payment_metadata(payment)})
+    return ch
+
+
+def stripe_session_object(payment):
+    """A completed, paid Checkout Session for payment."""
+    cs = stripe_fixture("checkout.session")
+    cs.update({"id": "cs_test_" + secrets.token_hex(20), "mode": "payment",
+               "payment_intent": payment["stripe_payment_intent_id"],
+               "amount_subtotal": payment["amount"], "amount_total": payment["amount"],
+               "currency": payment["currency"], "metadata": payment_metadata(payment),
+               "status": "complete", "payment_status": "paid"})
+    return cs
+
+
+# Event type by the payment status it aims at.
+STRIPE_EVENT_FOR = {
+    "succeeded": ("payment_intent.succeeded", lambda p: stripe_intent_object(p, "succeeded")),
+    "failed": ("payment_intent.payment_failed", lambda p: stripe_intent_object(p, "failed")),
+    "refunded": ("charge.refunded", stripe_charge_object),
+    "checkout": ("checkout.session.completed", stripe_session_object),
+}
+
+
+def stripe_event_for(payment, kind, event_id=None):
+    """The event Stripe sends when payment reaches kind (a STRIPE_EVENT_FOR key)."""
+    type_, make = STRIPE_EVENT_FOR[kind]
+    return stripe_event(type_, make(payment), event_id)
+
+
+class PaymentCase(HexCase):
+    """A HexCase whose hexd takes payments through its own fake Stripe (HEX_GATEWAY=stripe
+    unless HEXD_ENV says otherwise), with a webhook secret and a membership ApiKey."""
+
+    FAKE_STRIPE = True
+    fake_stripe = None
+
+    @classmethod
+    def setUpClass(cls):
+        unittest.TestCase.setUpClass()
+        cls.webhook_secret = "whsec_" + secrets.token_hex(16)
+        cls.membership_key = "mk_" + secrets.token_hex(16)
+        env = {"HEX_STRIPE_WEBHOOK_SECRET": cls.webhook_secret,
+               "HEX_MEMBERSHIP_API_KEY": cls.membership_key}
+        if cls.FAKE_STRIPE:
+            cls.fake_stripe = FakeStripeServer().start()
+            cls.addClassCleanup(cls.fake_stripe.stop)
+            env.update({"HEX_GATEWAY": "stripe", "HEX_STRIPE_API_BASE": cls.fake_stripe.url,
+                        "HEX_STRIPE_SECRET_KEY": cls.fake_stripe.secret_key})
+        env.update(cls.HEXD_ENV)
+        cls.stack = Stack(cls.__name__, env, cls.USE_REDIS)
+        cls.addClassCleanup(cls.stack.close)
+        for s in (cls.webhook_secret, cls.membership_key,
+                  cls.fake_stripe.secret_key if cls.fake_stripe else None):
+            cls.stack.note_secret(s)
+        cls.stack.start(start_hexd=cls.START_HEXD)
+
+    # -- HTTP on the payments listener
+
+    @property
+    def pay_port(self):
+        return self.stack.payments_port
+
+    def pay_req(self, method, path, **kw):
+        return self.req(method, path, port=self.pay_port, **kw)
+
+    def create_payment(self, session, amount=1000, currency="usd", purpose="wallet_top_up",
+                       key=None, body=None, timeout=30.0):
+        """POST /v2/payments as session (body overrides the fields); the Response."""
+        obj = body if body is not None else {"amount": amount, "currency": currency,
+                                             "purpose": purpose}
+        hdrs = {"Idempotency-Key": key} if key is not None else None
+        r = self.pay_req("POST", "/v2/payments", json_body=obj, token=session.access,
+                         headers=hdrs, timeout=timeout)
+        if r.status == 201 and isinstance(r.body, dict):
+            self.stack.note_secret(r.body.get("client_secret"))
+        return r
+
+    def new_payment(self, session, **kw):
+        """A payment created with 201 (asserted); its JSON."""
+        r = self.create_payment(session, **kw)
+        self.assertEqual(r.status, 201, r)
+        return r.body
+
+    def get_payment(self, session, payment_id, expect=200):
+        r = self.pay_req("GET", "/v2/payments/%s" % payment_id, token=session.access)
+        self.assertEqual(r.status, expect, r)
+        return r.body
+
+    def wait_payment_status(self, session, payment_id, status, timeout=10.0):
+        """Polls GET /v2/payments/:id until it shows status; the last payment JSON."""
+        last = [None]
+
+        def reached():
+            last[0] = self.get_payment(session, payment_id)
+            return last[0].get("status") == status
+
+        wait_until(reached, timeout * (3 if SANITIZED else 1), interval=0.1)
+        return last[0]
+
+    def send_event(self, event, secret=None, t=None, signature=_DEFAULT, headers=None,
+                   port=None):
+        """POSTs a webhook delivery: event (dict, or the raw body) signed with secret
+        (default the configured one) at t, unless signature gives the header (None: no
+        Stripe-Signature at all)."""
+        body = event if isinstance(event, (bytes, str)) else json.dumps(event).encode()
+        if isinstance(body, str):
+            body = body.encode()
+        hdrs = {}
+        if signature is _DEFAULT:
+            signature = stripe_signature_header(secret or self.webhook_secret, body, t)
+        if signature is not None:
+            hdrs["Stripe-Signature"] = signature
+        hdrs.update(headers or {})
+        return self.req("POST", "/v2/stripe/webhook", body=body, headers=hdrs,
+                        port=port or self.pay_port)
+
+    def deliver(self, event, duplicate=False):
+        """Sends a correctly signed event and asserts the 200 answer."""
+        r = self.send_event(event)
+        self.assertEqual(r.status, 200, r)
+        self.assertJsonReply(r)
+        self.assertEqual(r.body, {"received": True, "duplicate": duplicate}, r)
+        return r
+
+    # -- stored rows
+
+    def payment_row(self, payment_id):
+        cols = ["id", "user_id", "amount", "currency", "purpose", "status", "client_key",
+                "stripe_idempotency_key", "stripe_payment_intent_id", "client_secret",
+                "failure_message"]
+        rows = self.stack.db.sql("SELECT %s FROM payments WHERE id = %s" %
+                                 (", ".join(cols), sql_literal(payment_id)))
+        return dict(zip(cols, rows[0])) if rows else None
+
+    def payments_state(self):
+        """Everything a webhook may change: event, outbox, payment and user rows."""
+        db = self.stack.db
+        return {
+            "stripe_events": db.sql("SELECT id, type FROM stripe_events ORDER BY id"),
+            "outbox": db.sql("SELECT id, event_id, topic FROM outbox ORDER BY id"),
+            "payments": db.sql("SELECT id, status, stripe_payment_intent_id, updated_at "
+                               "FROM payments ORDER BY id"),
+            "users": db.sql("SELECT id, membership, updated_at FROM users ORDER BY id"),
+        }
+
+    def kill_hexd(self, sig=signal.SIGKILL):
+        """Kills hexd at once (no drain); it is no longer the stack's. Its exit status."""
+        h, self.stack.hexd = self.stack.hexd, None
+        h.proc.send_signal(sig)
+        try:
+            h.proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            h.kill()
+        return h.proc.returncode
+
+
+# ---------------------------------------------------------------------------------------
 # runner
 
 

@@ -1091,8 +1091,8 @@ static void hook_refuses_bad_input_and_unknown_users(void **state)
 	} cases[] = {
 	    {"", u.id, "member", "event_id"},      {"has space", u.id, "member", "event_id"},
 	    {long_id, u.id, "member", "event_id"}, {"mev", NULL, "member", "user_id"},
-	    {"mev", "bob", "member", "user_id"},   {"mev", u.id, NULL, "status"},
-	    {"mev", u.id, "gold", "status"},       {"mev", u.id, "Member", "status"},
+	    {"mev", "bob", "member", "user_id"},   {"mev", u.id, NULL, "membership"},
+	    {"mev", u.id, "gold", "membership"},   {"mev", u.id, "Member", "membership"},
 	};
 	fake_world_reset_calls(w);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
