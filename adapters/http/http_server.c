@@ -445,6 +445,12 @@ void http_server_free(struct http_server *s)
 {
 	if (s == NULL)
 		return;
+	/* Replies finished after the loop stopped (a forced stop, a drain timeout): their
+	 * connections are about to close; free them unsent. */
+	for (struct http_exchange *x = s->done_head, *next; x != NULL; x = next) {
+		next = x->next;
+		http_exchange_free(x);
+	}
 	if (s->http != NULL)
 		evhttp_free(s->http);
 	if (s->done_ev != NULL)
