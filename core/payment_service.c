@@ -8,8 +8,10 @@
 
 #include "core/logger.h"
 
-#define STRIPE_KEY_PREFIX "hexpay_"
-#define REFUSED_DEFAULT   "the payment provider refused this payment"
+/* The provider key tells what it created, so a client key never crosses the two kinds. */
+#define STRIPE_KEY_PREFIX   "hexpay_"
+#define CHECKOUT_KEY_PREFIX "hexcs_"
+#define REFUSED_DEFAULT     "the payment provider refused this payment"
 
 static enum hex_status repo_failed(enum hex_status st, struct hex_err *err)
 {
@@ -38,11 +40,13 @@ static int64_t now_us(struct payment_service *s)
 
 /* The stored payment of a client key must be the one the client asks for again. */
 static enum hex_status same_request(const struct payment_record *want,
-                                    const struct payment_record *have, struct hex_err *err)
+                                    const struct payment_record *have, const char *key_prefix,
+                                    struct hex_err *err)
 {
 	const struct payment *a = &want->payment, *b = &have->payment;
 	if (a->amount == b->amount && strcmp(a->currency, b->currency) == 0 &&
-	    a->purpose == b->purpose)
+	    a->purpose == b->purpose &&
+	    strncmp(have->stripe_idempotency_key, key_prefix, strlen(key_prefix)) == 0)
 		return HEX_OK;
 	enum hex_status st = hex_fail(err, HEX_CONFLICT, NULL,
 	                              "this Idempotency-Key was already used for another request");
@@ -56,7 +60,8 @@ static enum hex_status same_request(const struct payment_record *want,
  * inserted (and committed) before the provider hears of it.
  */
 static enum hex_status stored_request(struct payment_service *s, const struct payment_record *want,
-                                      struct payment_record *rec, struct hex_err *err)
+                                      const char *key_prefix, struct payment_record *rec,
+                                      struct hex_err *err)
 {
 	const struct payment *p = &want->payment;
 	bool keyed = want->client_key[0] != '\0';
@@ -65,7 +70,7 @@ static enum hex_status stored_request(struct payment_service *s, const struct pa
 		st = s->repo.ops->find_by_client_key(s->repo.self, p->user_id, want->client_key,
 		                                     rec);
 		if (st == HEX_OK)
-			return same_request(want, rec, err);
+			return same_request(want, rec, key_prefix, err);
 		if (st != HEX_NOT_FOUND)
 			return repo_failed(st, err);
 	}
@@ -73,7 +78,7 @@ static enum hex_status stored_request(struct payment_service *s, const struct pa
 	*rec = *want;
 	s->ids.ops->new_id(s->ids.self, rec->payment.id);
 	snprintf(rec->stripe_idempotency_key, sizeof rec->stripe_idempotency_key, "%s%s",
-	         STRIPE_KEY_PREFIX, rec->payment.id);
+	         key_prefix, rec->payment.id);
 	rec->payment.status = PAYMENT_REQUIRES_PAYMENT_METHOD;
 	rec->payment.created_at_us = rec->payment.updated_at_us = now_us(s);
 	st = s->repo.ops->insert(s->repo.self, rec);
@@ -84,7 +89,7 @@ static enum hex_status stored_request(struct payment_service *s, const struct pa
 		st = s->repo.ops->find_by_client_key(s->repo.self, p->user_id, want->client_key,
 		                                     rec);
 		if (st == HEX_OK)
-			return same_request(want, rec, err);
+			return same_request(want, rec, key_prefix, err);
 		log_error("payment_key_conflict_vanished",
 		          "insert conflicted on a client key that is then not found");
 		st = HEX_INTERNAL;
@@ -110,6 +115,39 @@ static enum hex_status provider_refused(struct payment_service *s, const struct 
 	return hex_fail(err, HEX_INVALID, NULL, "%s", msg);
 }
 
+/* A traceparent that does not fit is not one: the trace simply stops here. */
+static void copy_trace(char out[56], const char *trace_parent)
+{
+	if (trace_parent == NULL || !hex_strlcpy(out, trace_parent, 56))
+		out[0] = '\0';
+}
+
+/* What a failed provider call means for the client; a refusal also fails the payment. */
+static enum hex_status provider_failed(struct payment_service *s, const struct payment_record *rec,
+                                       enum hex_status st, const struct hex_err *gerr,
+                                       struct payment *out, struct hex_err *err)
+{
+	const struct payment *p = &rec->payment;
+	switch (st) {
+	case HEX_UNAVAILABLE:
+		log_warn("payment_gateway_unavailable", "payment %s: %s", p->id, gerr->message);
+		return hex_fail(err, HEX_UNAVAILABLE, NULL,
+		                "the payment provider did not answer; retry with the same "
+		                "Idempotency-Key");
+	case HEX_INVALID:
+		return provider_refused(s, rec, gerr->message, out, err);
+	case HEX_CONFLICT:
+		/* Our key carries the stored parameters: only a request in flight conflicts. */
+		log_warn("payment_gateway_conflict", "payment %s: %s", p->id, gerr->message);
+		return hex_fail(err, HEX_CONFLICT, NULL,
+		                "another request for this payment is in progress; retry");
+	default:
+		log_error("payment_gateway_failed", "payment %s: %s: %s", p->id,
+		          hex_status_name(st), gerr->message);
+		return hex_fail(err, HEX_INTERNAL, NULL, "internal error");
+	}
+}
+
 /* The provider call for a stored request, or the answer it already had. */
 static enum hex_status provider_call(struct payment_service *s, const struct payment_record *rec,
                                      const char *trace_parent, struct payment *out,
@@ -130,34 +168,13 @@ static enum hex_status provider_call(struct payment_service *s, const struct pay
 	memcpy(gr.currency, p->currency, sizeof gr.currency);
 	memcpy(gr.payment_id, p->id, sizeof gr.payment_id);
 	memcpy(gr.user_id, p->user_id, sizeof gr.user_id);
-	/* A traceparent that does not fit is not one: the trace simply stops here. */
-	if (trace_parent == NULL ||
-	    !hex_strlcpy(gr.trace_parent, trace_parent, sizeof gr.trace_parent))
-		gr.trace_parent[0] = '\0';
+	copy_trace(gr.trace_parent, trace_parent);
 
 	struct gateway_intent intent = {0};
 	struct hex_err gerr = {0};
 	enum hex_status st = s->gateway.ops->create_intent(s->gateway.self, &gr, &intent, &gerr);
-	switch (st) {
-	case HEX_OK:
-		break;
-	case HEX_UNAVAILABLE:
-		log_warn("payment_gateway_unavailable", "payment %s: %s", p->id, gerr.message);
-		return hex_fail(err, HEX_UNAVAILABLE, NULL,
-		                "the payment provider did not answer; retry with the same "
-		                "Idempotency-Key");
-	case HEX_INVALID:
-		return provider_refused(s, rec, gerr.message, out, err);
-	case HEX_CONFLICT:
-		/* Our key carries the stored parameters: only a request in flight conflicts. */
-		log_warn("payment_gateway_conflict", "payment %s: %s", p->id, gerr.message);
-		return hex_fail(err, HEX_CONFLICT, NULL,
-		                "another request for this payment is in progress; retry");
-	default:
-		log_error("payment_gateway_failed", "payment %s: %s: %s", p->id,
-		          hex_status_name(st), gerr.message);
-		return hex_fail(err, HEX_INTERNAL, NULL, "internal error");
-	}
+	if (st != HEX_OK)
+		return provider_failed(s, rec, st, &gerr, out, err);
 	if (intent.id[0] == '\0') {
 		log_error("payment_gateway_no_intent", "payment %s: an answer without intent id",
 		          p->id);
@@ -198,9 +215,110 @@ enum hex_status payment_service_create(struct payment_service *s,
 	lower_id(req->user_id, want.payment.user_id);
 	want.payment.amount = req->amount;
 
-	if ((st = stored_request(s, &want, &rec, err)) != HEX_OK)
+	if ((st = stored_request(s, &want, STRIPE_KEY_PREFIX, &rec, err)) != HEX_OK)
 		return st;
 	return provider_call(s, &rec, req->trace_parent, out, err);
+}
+
+/* ---- checkout ---- */
+
+static void checkout_answer(const struct payment_record *rec, struct payment *out_payment,
+                            char out_session_id[HEX_STRIPE_ID_MAX + 1],
+                            char out_url[HEX_URL_MAX + 1])
+{
+	*out_payment = rec->payment;
+	memcpy(out_session_id, rec->stripe_checkout_session_id, HEX_STRIPE_ID_MAX + 1);
+	memcpy(out_url, rec->checkout_url, HEX_URL_MAX + 1);
+}
+
+/* The provider call for a stored checkout, or the session it already opened. */
+static enum hex_status checkout_call(struct payment_service *s, const struct payment_record *rec,
+                                     const char *trace_parent, struct payment *out_payment,
+                                     char out_session_id[HEX_STRIPE_ID_MAX + 1],
+                                     char out_url[HEX_URL_MAX + 1], struct hex_err *err)
+{
+	const struct payment *p = &rec->payment;
+	if (rec->stripe_checkout_session_id[0] != '\0') {
+		checkout_answer(rec, out_payment, out_session_id, out_url);
+		return HEX_OK;
+	}
+	if (rec->failure_message[0] != '\0') {
+		*out_payment = *p;
+		return hex_fail(err, HEX_INVALID, NULL, "%s", rec->failure_message);
+	}
+
+	struct gateway_checkout_request gr = {.amount = p->amount};
+	hex_strlcpy(gr.idempotency_key, rec->stripe_idempotency_key, sizeof gr.idempotency_key);
+	memcpy(gr.currency, p->currency, sizeof gr.currency);
+	memcpy(gr.payment_id, p->id, sizeof gr.payment_id);
+	memcpy(gr.user_id, p->user_id, sizeof gr.user_id);
+	hex_strlcpy(gr.success_url, s->checkout_success_url, sizeof gr.success_url);
+	hex_strlcpy(gr.cancel_url, s->checkout_cancel_url, sizeof gr.cancel_url);
+	copy_trace(gr.trace_parent, trace_parent);
+
+	struct gateway_checkout cs = {0};
+	struct hex_err gerr = {0};
+	enum hex_status st = s->gateway.ops->create_checkout(s->gateway.self, &gr, &cs, &gerr);
+	if (st != HEX_OK)
+		return provider_failed(s, rec, st, &gerr, out_payment, err);
+	if (cs.id[0] == '\0' || cs.url[0] == '\0') {
+		log_error("payment_gateway_no_session", "payment %s: an answer without session",
+		          p->id);
+		return hex_fail(err, HEX_INTERNAL, NULL, "internal error");
+	}
+	struct payment_record stored;
+	st = s->repo.ops->attach_checkout(s->repo.self, p->id, cs.id, cs.url, now_us(s), &stored);
+	if (st != HEX_OK) {
+		/* The session exists at the provider; a retry with the same key gets it back. */
+		log_warn("payment_attach_checkout_failed", "payment %s: session %s: %s", p->id,
+		         cs.id, hex_status_name(st));
+		return repo_failed(st, err);
+	}
+	checkout_answer(&stored, out_payment, out_session_id, out_url);
+	return HEX_OK;
+}
+
+/* The configuration a checkout needs, checked at start-up too: missing is our fault. */
+static bool checkout_configured(const struct payment_service *s, char currency[4])
+{
+	return s->membership_currency != NULL && s->checkout_success_url != NULL &&
+	       s->checkout_cancel_url != NULL && s->checkout_success_url[0] != '\0' &&
+	       s->checkout_cancel_url[0] != '\0' &&
+	       strlen(s->checkout_success_url) <= HEX_URL_MAX &&
+	       strlen(s->checkout_cancel_url) <= HEX_URL_MAX &&
+	       payment_amount_check(s->membership_price, NULL) == HEX_OK &&
+	       payment_currency_normalize(s->membership_currency, currency, NULL) == HEX_OK;
+}
+
+enum hex_status payment_service_checkout(struct payment_service *s,
+                                         const struct payment_checkout_request *req,
+                                         struct payment *out_payment,
+                                         char out_session_id[HEX_STRIPE_ID_MAX + 1],
+                                         char out_url[HEX_URL_MAX + 1], struct hex_err *err)
+{
+	struct payment_record want = {0};
+	struct payment_record rec = {0};
+	enum hex_status st;
+	out_session_id[0] = out_url[0] = '\0';
+	if (!user_id_valid(req->user_id))
+		return hex_fail(err, HEX_INVALID, "user_id", "user_id must be a UUID");
+	if (req->client_key != NULL) {
+		if ((st = payment_client_key_check(req->client_key, err)) != HEX_OK)
+			return st;
+		hex_strlcpy(want.client_key, req->client_key, sizeof want.client_key);
+	}
+	if (!checkout_configured(s, want.payment.currency)) {
+		log_error("payment_checkout_unconfigured",
+		          "membership price, currency or checkout URLs are missing or invalid");
+		return hex_fail(err, HEX_INTERNAL, NULL, "internal error");
+	}
+	lower_id(req->user_id, want.payment.user_id);
+	want.payment.amount = s->membership_price;
+	want.payment.purpose = PURPOSE_MEMBERSHIP;
+
+	if ((st = stored_request(s, &want, CHECKOUT_KEY_PREFIX, &rec, err)) != HEX_OK)
+		return st;
+	return checkout_call(s, &rec, req->trace_parent, out_payment, out_session_id, out_url, err);
 }
 
 /* ---- provider events ---- */

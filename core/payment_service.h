@@ -20,6 +20,15 @@ struct payment_service {
 	struct user_cache cache;
 	struct clock clock;
 	struct id_source ids;
+	/*
+	 * What a membership bought through Checkout costs and where the provider sends the
+	 * buyer afterwards; from configuration, borrowed, checked at start-up. A service
+	 * without them answers checkouts with HEX_INTERNAL.
+	 */
+	int64_t membership_price; /* minor units of membership_currency */
+	const char *membership_currency;
+	const char *checkout_success_url;
+	const char *checkout_cancel_url;
 };
 
 /* A client's request for a payment; strings are borrowed. */
@@ -28,6 +37,13 @@ struct payment_create_request {
 	int64_t amount;
 	const char *currency;
 	const char *purpose;
+	const char *client_key;   /* Idempotency-Key header, may be NULL */
+	const char *trace_parent; /* W3C traceparent to pass on, may be NULL */
+};
+
+/* A client's request for a membership Checkout Session; strings are borrowed. */
+struct payment_checkout_request {
+	const char *user_id;      /* the authenticated caller */
 	const char *client_key;   /* Idempotency-Key header, may be NULL */
 	const char *trace_parent; /* W3C traceparent to pass on, may be NULL */
 };
@@ -53,6 +69,22 @@ struct payment_list_request {
 enum hex_status payment_service_create(struct payment_service *s,
                                        const struct payment_create_request *req,
                                        struct payment *out, struct hex_err *err) HEX_MUST_CHECK;
+
+/*
+ * Creates a membership payment (price and currency from the service) and the provider's
+ * Checkout Session that sells it, with the same request storage as payment_service_create:
+ * the payment and its provider key are committed before the provider is called. With a
+ * client key, a repeat answers the same session (or the same refusal) and opens no second
+ * one; a key that was used for a payment made without Checkout is HEX_CONFLICT with
+ * err->code "idempotency_key_reused". HEX_UNAVAILABLE when the provider could not be
+ * reached (a retry with the same client key asks again with the same provider key);
+ * HEX_INVALID when the provider refused (the payment is then failed). On HEX_OK,
+ * out_session_id gets the session id and out_url the page where the buyer pays.
+ */
+enum hex_status
+payment_service_checkout(struct payment_service *s, const struct payment_checkout_request *req,
+                         struct payment *out_payment, char out_session_id[HEX_STRIPE_ID_MAX + 1],
+                         char out_url[HEX_URL_MAX + 1], struct hex_err *err) HEX_MUST_CHECK;
 
 /*
  * Applies a verified provider event in one transaction (see payment_repo.apply_event).

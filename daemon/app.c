@@ -50,6 +50,32 @@ static bool simulated(const struct app *app)
 	return strcmp(config_str(&app->cfg, CFG_GATEWAY), "simulated") == 0;
 }
 
+/* What a membership Checkout needs, checked once so that no request finds it wrong. */
+static bool checkout_config_ok(const struct config *cfg, char *msg, size_t msglen)
+{
+	char currency[4];
+	struct hex_err err = {0};
+	if (payment_currency_normalize(config_str(cfg, CFG_MEMBERSHIP_CURRENCY), currency, &err) !=
+	    HEX_OK) {
+		snprintf(msg, msglen, "HEX_MEMBERSHIP_CURRENCY: %s", err.message);
+		return false;
+	}
+	static const struct {
+		enum config_key key;
+		const char *env;
+	} urls[] = {{CFG_CHECKOUT_SUCCESS_URL, "HEX_CHECKOUT_SUCCESS_URL"},
+	            {CFG_CHECKOUT_CANCEL_URL, "HEX_CHECKOUT_CANCEL_URL"}};
+	for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+		size_t len = strlen(config_str(cfg, urls[i].key));
+		if (len == 0 || len > HEX_URL_MAX) {
+			snprintf(msg, msglen, "%s: must be a URL of 1 to %d bytes", urls[i].env,
+			         HEX_URL_MAX);
+			return false;
+		}
+	}
+	return true;
+}
+
 /* The gateway's keys: Stripe needs its secret key; the simulator signs with a webhook
  * secret made up at start when none is configured. */
 static bool app_init_payments(struct app *app, unsigned needs)
@@ -66,6 +92,11 @@ static bool app_init_payments(struct app *app, unsigned needs)
 		return false;
 	}
 	char msg[256];
+	if (!checkout_config_ok(&app->cfg, msg, sizeof msg)) {
+		fprintf(stderr, "hexd: %s\n", msg);
+		config_free(&app->cfg);
+		return false;
+	}
 	if ((needs & APP_NEEDS_JWT) && !simulated(app) &&
 	    !config_require(&app->cfg, CFG_STRIPE_SECRET_KEY, msg, sizeof msg)) {
 		fprintf(stderr, "hexd: %s (HEX_GATEWAY=stripe)\n", msg);
@@ -254,6 +285,10 @@ void *app_worker_new(void *arg, int index)
 	    .cache = s->users.cache,
 	    .clock = system_clock_port(),
 	    .ids = random_ids_port(),
+	    .membership_price = config_int(&app->cfg, CFG_MEMBERSHIP_PRICE),
+	    .membership_currency = config_str(&app->cfg, CFG_MEMBERSHIP_CURRENCY),
+	    .checkout_success_url = config_str(&app->cfg, CFG_CHECKOUT_SUCCESS_URL),
+	    .checkout_cancel_url = config_str(&app->cfg, CFG_CHECKOUT_CANCEL_URL),
 	};
 	s->keys = &app->keys;
 	s->idempotency = pg_idempotency_store_port(w->pg);

@@ -105,6 +105,17 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
     [CFG_SIMULATED_CHAOS] = {"simulated_chaos", T_BOOL, "off", 0, 0, NULL, 0,
                              "simulated gateway: duplicate, reorder and drop-then-retry "
                              "webhooks (on|off)"},
+    [CFG_MEMBERSHIP_PRICE] = {"membership_price", T_INT, "999", 1, 99999999, NULL, 0,
+                              "price of a membership bought through Checkout, in minor units "
+                              "of membership_currency"},
+    [CFG_MEMBERSHIP_CURRENCY] = {"membership_currency", T_STR, "usd", 0, 0, NULL, 0,
+                                 "ISO 4217 currency of membership_price"},
+    [CFG_CHECKOUT_SUCCESS_URL] = {"checkout_success_url", T_STR,
+                                  "http://127.0.0.1:5000/checkout/success", 0, 0, NULL, 0,
+                                  "where Checkout sends the buyer after paying"},
+    [CFG_CHECKOUT_CANCEL_URL] = {"checkout_cancel_url", T_STR,
+                                 "http://127.0.0.1:5000/checkout/cancel", 0, 0, NULL, 0,
+                                 "where Checkout sends a buyer who gives up"},
     [CFG_GATEWAY] = {"gateway", T_ENUM, "simulated", 0, 0, "simulated|stripe", 0,
                      "payment gateway: the offline simulator or Stripe"},
     [CFG_ROLES] = {"roles", T_STR, "api,worker", 0, 0, NULL, 0,

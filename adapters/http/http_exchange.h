@@ -37,6 +37,7 @@ struct http_exchange {
 	char *authorization;           /* owned header copies, or NULL */
 	char *idempotency_key;
 	char *stripe_signature;
+	char *accept;
 	char *body; /* owned, NUL-terminated, body_len bytes */
 	size_t body_len;
 	char request_id[HTTP_REQUEST_ID_MAX + 1];

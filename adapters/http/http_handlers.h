@@ -15,6 +15,7 @@ void http_metrics_show(struct http_exchange *x, struct hex_services *svc);
 void http_payments_create(struct http_exchange *x, struct hex_services *svc);
 void http_payments_show(struct http_exchange *x, struct hex_services *svc);
 void http_payments_list(struct http_exchange *x, struct hex_services *svc);
+void http_payments_checkout(struct http_exchange *x, struct hex_services *svc);
 
 /* http_webhooks.c */
 void http_webhooks_stripe(struct http_exchange *x, struct hex_services *svc);

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 void http_payments_create(struct http_exchange *x, struct hex_services *svc)
 {
@@ -94,4 +95,38 @@ void http_payments_list(struct http_exchange *x, struct hex_services *svc)
 	free(user_id);
 	free(status);
 	free(cursor);
+}
+
+/*
+ * A browser form posts here and follows the 303 to the provider's payment page; a script
+ * that asks for JSON gets the session to redirect to itself.
+ */
+void http_payments_checkout(struct http_exchange *x, struct hex_services *svc)
+{
+	struct hex_err err = {0};
+	char traceparent[HTTP_TRACEPARENT_LEN + 1];
+	http_trace_format(&x->trace, traceparent);
+	struct payment_checkout_request rq = {.user_id = x->caller.user.id,
+	                                      .client_key = x->idempotency_key,
+	                                      .trace_parent = traceparent};
+	struct payment p;
+	char *session_id = xmalloc(HEX_STRIPE_ID_MAX + 1);
+	char *url = xmalloc(HEX_URL_MAX + 1);
+	enum hex_status st =
+	    payment_service_checkout(&svc->payments, &rq, &p, session_id, url, &err);
+	if (st != HEX_OK) {
+		http_reply_error(x, st, &err);
+		goto out;
+	}
+	json_t *body =
+	    json_pack("{s:s, s:s, s:s}", "id", session_id, "url", url, "payment_id", p.id);
+	if (x->accept != NULL && strstr(x->accept, "application/json") != NULL) {
+		http_reply_json(x, 200, body);
+		goto out;
+	}
+	http_reply_header(x, "Location", url);
+	http_reply_json(x, 303, body);
+out:
+	free(session_id);
+	free(url);
 }

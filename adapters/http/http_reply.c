@@ -116,6 +116,7 @@ void http_exchange_free(struct http_exchange *x)
 	free(x->authorization);
 	free(x->idempotency_key);
 	free(x->stripe_signature);
+	free(x->accept);
 	free(x->body);
 	if (x->json != NULL)
 		json_decref(x->json);

@@ -49,6 +49,8 @@ static const struct http_route routes[] = {
      LISTEN_PAYMENTS, IDEM_NONE},
     {HTTP_GET, "/v2/payments/:id", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_payments_show,
      LISTEN_PAYMENTS, IDEM_NONE},
+    {HTTP_POST, "/v2/create-checkout-session", AUTH_BEARER, BODY_NONE, POOL_GATEWAY,
+     http_payments_checkout, LISTEN_PAYMENTS, IDEM_NONE},
     {HTTP_POST, "/v2/stripe/webhook", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_webhooks_stripe,
      LISTEN_PAYMENTS, IDEM_NONE},
 };

@@ -57,6 +57,7 @@ static const struct {
     {200, "OK"},
     {201, "Created"},
     {204, "No Content"},
+    {303, "See Other"},
     {400, "Bad Request"},
     {401, "Unauthorized"},
     {403, "Forbidden"},
@@ -254,6 +255,7 @@ static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_r
 	x->authorization = header_copy(in, "Authorization");
 	x->idempotency_key = header_copy(in, "Idempotency-Key");
 	x->stripe_signature = header_copy(in, "Stripe-Signature");
+	x->accept = header_copy(in, "Accept");
 	http_trace_begin(&x->trace, evhttp_find_header(in, "traceparent"));
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);

@@ -19,7 +19,8 @@
 	PG_SQL_US("created_at") ", " PG_SQL_US("updated_at")
 #define PAYMENT_NCOLS 10
 #define RECORD_COLUMNS PAYMENT_COLUMNS ", " \
-	"coalesce(client_key, ''), stripe_idempotency_key, coalesce(failure_message, '')"
+	"coalesce(client_key, ''), stripe_idempotency_key, coalesce(failure_message, ''), " \
+	"coalesce(stripe_checkout_session_id, ''), coalesce(checkout_url, '')"
 
 /*
  * The list filters: $1 limit, $2 status, $3 and $4 the cursor; each NULL when absent. A
@@ -38,6 +39,7 @@ enum {
 	PAY_FIND_BY_KEY,
 	PAY_GET,
 	PAY_ATTACH_INTENT,
+	PAY_ATTACH_CHECKOUT,
 	PAY_MARK_FAILED,
 	PAY_LIST_ALL,
 	PAY_LIST_USER,
@@ -63,9 +65,9 @@ const struct pg_stmt pg_payment_repo_stmts[PAY_STMT_COUNT] = {
 	[PAY_INSERT] = {"payment_insert",
 		"INSERT INTO payments (id, user_id, amount, currency, purpose, status, client_key, "
 		"stripe_idempotency_key, stripe_payment_intent_id, client_secret, failure_message, "
-		"created_at, updated_at) "
+		"created_at, updated_at, stripe_checkout_session_id, checkout_url) "
 		"VALUES ($1::uuid, $2::uuid, $3::bigint, $4, $5, $6, $7, $8, $9, $10, $11, "
-		PG_SQL_TS("$12") ", " PG_SQL_TS("$13") ")", 13},
+		PG_SQL_TS("$12") ", " PG_SQL_TS("$13") ", $14, $15)", 15},
 	[PAY_FIND_BY_KEY] = {"payment_find_by_client_key",
 		"SELECT " RECORD_COLUMNS " FROM payments "
 		"WHERE user_id = $1::uuid AND client_key = $2", 2},
@@ -76,6 +78,10 @@ const struct pg_stmt pg_payment_repo_stmts[PAY_STMT_COUNT] = {
 		"status = CASE WHEN status = ANY ($5::text[]) THEN $4 ELSE status END, "
 		"updated_at = " PG_SQL_TS("$6") " "
 		"WHERE id = $1::uuid RETURNING " PAYMENT_COLUMNS, 6},
+	[PAY_ATTACH_CHECKOUT] = {"payment_attach_checkout",
+		"UPDATE payments SET stripe_checkout_session_id = $2, checkout_url = $3, "
+		"updated_at = " PG_SQL_TS("$4") " "
+		"WHERE id = $1::uuid RETURNING " RECORD_COLUMNS, 4},
 	[PAY_MARK_FAILED] = {"payment_mark_failed",
 		"UPDATE payments SET "
 		"status = CASE WHEN status = ANY ($3::text[]) THEN $2 ELSE status END, "
@@ -183,12 +189,16 @@ static bool row_to_payment(const PGresult *r, int row, struct payment *p)
 
 static bool row_to_record(const PGresult *r, int row, struct payment_record *rec)
 {
-	bool ok = row_to_payment(r, row, &rec->payment) &&
-	          pg_result_text(r, row, PAYMENT_NCOLS, rec->client_key, sizeof rec->client_key) &&
-	          pg_result_text(r, row, PAYMENT_NCOLS + 1, rec->stripe_idempotency_key,
-	                         sizeof rec->stripe_idempotency_key) &&
-	          pg_result_text(r, row, PAYMENT_NCOLS + 2, rec->failure_message,
-	                         sizeof rec->failure_message);
+	bool ok =
+	    row_to_payment(r, row, &rec->payment) &&
+	    pg_result_text(r, row, PAYMENT_NCOLS, rec->client_key, sizeof rec->client_key) &&
+	    pg_result_text(r, row, PAYMENT_NCOLS + 1, rec->stripe_idempotency_key,
+	                   sizeof rec->stripe_idempotency_key) &&
+	    pg_result_text(r, row, PAYMENT_NCOLS + 2, rec->failure_message,
+	                   sizeof rec->failure_message) &&
+	    pg_result_text(r, row, PAYMENT_NCOLS + 3, rec->stripe_checkout_session_id,
+	                   sizeof rec->stripe_checkout_session_id) &&
+	    pg_result_text(r, row, PAYMENT_NCOLS + 4, rec->checkout_url, sizeof rec->checkout_url);
 	if (!ok)
 		log_error("pg_payment_record_invalid",
 		          "a payments row does not fit struct payment_record");
@@ -239,7 +249,9 @@ static enum hex_status pg_payment_repo_insert(void *self, const struct payment_r
 	                        or_null(p->client_secret),
 	                        or_null(rec->failure_message),
 	                        created,
-	                        updated};
+	                        updated,
+	                        or_null(rec->stripe_checkout_session_id),
+	                        or_null(rec->checkout_url)};
 	return pg_conn_query(self, stmt(PAY_INSERT), params, NULL);
 }
 
@@ -284,6 +296,27 @@ static enum hex_status pg_payment_repo_attach_intent(void *self, const char *id,
 	fmt_i64(now, now_us);
 	const char *params[] = {id, intent_id, or_null(client_secret), name, before, now};
 	return query_payment(self, PAY_ATTACH_INTENT, params, out);
+}
+
+static enum hex_status pg_payment_repo_attach_checkout(void *self, const char *id,
+                                                       const char *session_id, const char *url,
+                                                       int64_t now_us, struct payment_record *out)
+{
+	if (!payment_id_valid(id))
+		return HEX_NOT_FOUND;
+	if (or_null(session_id) == NULL || or_null(url) == NULL)
+		return HEX_INVALID;
+	char now[24];
+	fmt_i64(now, now_us);
+	const char *params[] = {id, session_id, url, now};
+	PGresult *r = NULL;
+	enum hex_status st = pg_conn_query(self, stmt(PAY_ATTACH_CHECKOUT), params, &r);
+	if (st == HEX_OK && PQntuples(r) == 0)
+		st = HEX_NOT_FOUND;
+	else if (st == HEX_OK && !row_to_record(r, 0, out))
+		st = HEX_INTERNAL;
+	PQclear(r);
+	return st;
 }
 
 static enum hex_status pg_payment_repo_mark_failed(void *self, const char *id, const char *message,
@@ -504,6 +537,7 @@ static const struct payment_repo_ops pg_payment_repo_ops = {
     .find_by_client_key = pg_payment_repo_find_by_client_key,
     .get = pg_payment_repo_get,
     .attach_intent = pg_payment_repo_attach_intent,
+    .attach_checkout = pg_payment_repo_attach_checkout,
     .mark_failed = pg_payment_repo_mark_failed,
     .list = pg_payment_repo_list,
     .apply_event = pg_payment_repo_apply_event,

@@ -17,6 +17,10 @@ struct payment_record {
 	/* Chosen before the first provider call and reused by every retry of it. */
 	char stripe_idempotency_key[HEX_IDEMPOTENCY_KEY_MAX + 1];
 	char failure_message[HEX_FAILURE_MESSAGE_MAX + 1]; /* why the provider refused, or "" */
+	/* The Checkout Session that sells this payment, and where the buyer pays; "" until
+	 * the provider answered, and for a payment made without Checkout. */
+	char stripe_checkout_session_id[HEX_STRIPE_ID_MAX + 1];
+	char checkout_url[HEX_URL_MAX + 1];
 };
 
 /* What apply_event did, for the service to report and to act on after the commit. */
@@ -55,6 +59,14 @@ struct payment_repo_ops {
 	enum hex_status (*attach_intent)(void *self, const char *id, const char *intent_id,
 	                                 const char *client_secret, enum payment_status status,
 	                                 int64_t now_us, struct payment *out);
+	/*
+	 * Records the Checkout Session the provider opened for payment id and its URL (both
+	 * non-empty). HEX_CONFLICT when another payment already has session_id. out gets the
+	 * record as stored.
+	 */
+	enum hex_status (*attach_checkout)(void *self, const char *id, const char *session_id,
+	                                   const char *url, int64_t now_us,
+	                                   struct payment_record *out);
 	/*
 	 * The provider refused payment id for good: status failed if that advances it, and
 	 * message (safe to show) kept to answer retries the same way. out as stored.

@@ -61,6 +61,8 @@ bool fake_log_has(const struct fake_log *l, const char *seq)
 static void fake_base_init(struct fake_base *b, const char *name, const char *const *ops, int nops,
                            struct fake_log *log)
 {
+	if (nops > FAKE_MAX_OPS)
+		fake_die(name, "more operations than FAKE_MAX_OPS");
 	memset(b, 0, sizeof *b);
 	b->name = name;
 	b->ops = ops;
@@ -1052,11 +1054,19 @@ enum {
 	PAY_LIST,
 	PAY_APPLY_EVENT,
 	PAY_MEMBERSHIP_EVENT,
+	PAY_ATTACH_CHECKOUT,
 	PAY_NOPS
 };
 static const char *const payment_ops[PAY_NOPS] = {
-    "insert",      "find_by_client_key",      "get", "attach_intent", "mark_failed", "list",
-    "apply_event", "record_membership_event",
+    "insert",
+    "find_by_client_key",
+    "get",
+    "attach_intent",
+    "mark_failed",
+    "list",
+    "apply_event",
+    "record_membership_event",
+    "attach_checkout",
 };
 
 static struct payment_record *payment_row(struct fake_payment_repo *r, const char *id)
@@ -1178,6 +1188,31 @@ static enum hex_status fake_payment_attach_intent(void *self, const char *id, co
 		p->status = status;
 	p->updated_at_us = now_us;
 	*out = *p;
+	return HEX_OK;
+}
+
+static enum hex_status fake_payment_attach_checkout(void *self, const char *id,
+                                                    const char *session_id, const char *url,
+                                                    int64_t now_us, struct payment_record *out)
+{
+	struct fake_payment_repo *r = self;
+	enum hex_status st = fake_enter(&r->base, PAY_ATTACH_CHECKOUT);
+	if (st != HEX_OK)
+		return st;
+	struct payment_record *row = payment_row(r, id);
+	if (row == NULL)
+		return HEX_NOT_FOUND;
+	if (session_id[0] == '\0' || url[0] == '\0')
+		fake_die("payments.attach_checkout", "an empty session or URL");
+	for (int i = 0; i < r->count; i++)
+		if (&r->rows[i] != row &&
+		    strcmp(r->rows[i].stripe_checkout_session_id, session_id) == 0)
+			return HEX_CONFLICT;
+	hex_strlcpy(row->stripe_checkout_session_id, session_id,
+	            sizeof row->stripe_checkout_session_id);
+	hex_strlcpy(row->checkout_url, url, sizeof row->checkout_url);
+	row->payment.updated_at_us = now_us;
+	*out = *row;
 	return HEX_OK;
 }
 
@@ -1359,6 +1394,7 @@ static const struct payment_repo_ops fake_payment_ops = {
     .list = fake_payment_list,
     .apply_event = fake_payment_apply_event,
     .record_membership_event = fake_payment_membership_event,
+    .attach_checkout = fake_payment_attach_checkout,
 };
 
 struct payment_repo fake_payment_repo_port(struct fake_payment_repo *r)
@@ -1442,6 +1478,33 @@ static enum hex_status fake_gateway_create_intent(void *self,
 	return HEX_OK;
 }
 
+static bool same_checkout_request(const struct gateway_checkout_request *a,
+                                  const struct gateway_checkout_request *b)
+{
+	return a->amount == b->amount && strcmp(a->currency, b->currency) == 0 &&
+	       strcmp(a->payment_id, b->payment_id) == 0 && strcmp(a->user_id, b->user_id) == 0 &&
+	       strcmp(a->success_url, b->success_url) == 0 &&
+	       strcmp(a->cancel_url, b->cancel_url) == 0;
+}
+
+/* Request storage, as for intents: a membership payment stored with this very key. */
+static void gateway_check_checkout_stored(const struct fake_gateway *g,
+                                          const struct gateway_checkout_request *req)
+{
+	if (g->storage == NULL)
+		return;
+	const struct payment_record *rec = fake_payment_repo_find(g->storage, req->payment_id);
+	if (rec == NULL)
+		fake_die("gateway.create_checkout", "called before the payment was stored");
+	const struct payment *p = &rec->payment;
+	if (strcmp(rec->stripe_idempotency_key, req->idempotency_key) != 0 ||
+	    p->amount != req->amount || strcmp(p->currency, req->currency) != 0 ||
+	    strcmp(p->user_id, req->user_id) != 0 || p->purpose != PURPOSE_MEMBERSHIP)
+		fake_die("gateway.create_checkout", "the request differs from the stored one");
+	if (req->success_url[0] == '\0' || req->cancel_url[0] == '\0')
+		fake_die("gateway.create_checkout", "a session without success or cancel URL");
+}
+
 static enum hex_status fake_gateway_create_checkout(void *self,
                                                     const struct gateway_checkout_request *req,
                                                     struct gateway_checkout *out,
@@ -1449,11 +1512,42 @@ static enum hex_status fake_gateway_create_checkout(void *self,
 {
 	struct fake_gateway *g = self;
 	enum hex_status st = fake_enter(&g->base, GW_CREATE_CHECKOUT);
+	memset(out, 0, sizeof *out);
+	if (g->nkeys_seen == FAKE_GATEWAY_MAX)
+		fake_die("gateway.create_checkout", "too many calls for the fake");
+	hex_strlcpy(g->keys_seen[g->nkeys_seen++], req->idempotency_key, sizeof g->keys_seen[0]);
+	hex_strlcpy(g->last_trace_parent, req->trace_parent, sizeof g->last_trace_parent);
+	gateway_check_checkout_stored(g, req);
+	if (st == HEX_INVALID)
+		return hex_fail(err, st, NULL, "%s",
+		                g->refusal[0] != '\0' ? g->refusal : "refused");
 	if (st != HEX_OK)
 		return hex_fail(err, st, NULL, "injected failure");
-	memset(out, 0, sizeof *out);
-	snprintf(out->id, sizeof out->id, "cs_fake_%d", g->base.calls[GW_CREATE_CHECKOUT]);
-	snprintf(out->url, sizeof out->url, "https://checkout.invalid/%s", out->id);
+
+	struct fake_gateway_session *cs = NULL;
+	for (int i = 0; i < g->nsessions && cs == NULL; i++)
+		if (strcmp(g->sessions[i].req.idempotency_key, req->idempotency_key) == 0)
+			cs = &g->sessions[i];
+	if (cs != NULL && !same_checkout_request(&cs->req, req))
+		return hex_fail(err, HEX_CONFLICT, NULL,
+		                "idempotency key reused with other parameters");
+	if (cs == NULL) {
+		if (g->nsessions == FAKE_GATEWAY_MAX)
+			fake_die("gateway.create_checkout", "too many sessions for the fake");
+		cs = &g->sessions[g->nsessions++];
+		cs->req = *req;
+		cs->session = (struct gateway_checkout){0};
+		char id[32];
+		snprintf(id, sizeof id, "cs_fake_%d", g->nsessions);
+		hex_strlcpy(cs->session.id, id, sizeof cs->session.id);
+		snprintf(cs->session.url, sizeof cs->session.url, "https://checkout.invalid/%s",
+		         id);
+	}
+	if (g->lose_next_answer) {
+		g->lose_next_answer = false;
+		return hex_fail(err, HEX_UNAVAILABLE, NULL, "timed out");
+	}
+	*out = cs->session;
 	return HEX_OK;
 }
 
@@ -1532,6 +1626,10 @@ struct fake_world *fake_world_new(void)
 	    .cache = fake_user_cache_port(&w->cache),
 	    .clock = fake_clock_port(&w->clock),
 	    .ids = fake_ids_port(&w->ids),
+	    .membership_price = FAKE_MEMBERSHIP_PRICE,
+	    .membership_currency = FAKE_MEMBERSHIP_CURRENCY,
+	    .checkout_success_url = FAKE_CHECKOUT_SUCCESS_URL,
+	    .checkout_cancel_url = FAKE_CHECKOUT_CANCEL_URL,
 	};
 	if (auth_service_prepare(&w->auth) != HEX_OK)
 		fake_die("world", "auth_service_prepare failed");

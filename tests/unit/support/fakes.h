@@ -17,7 +17,7 @@
 #include "core/payment_service.h"
 #include "core/user_service.h"
 
-#define FAKE_MAX_OPS      8
+#define FAKE_MAX_OPS      12
 #define FAKE_MAX_USERS    128
 #define FAKE_MAX_TOKENS   128
 #define FAKE_CACHE_SLOTS  32
@@ -197,8 +197,8 @@ void fake_message_repo_reset(struct fake_message_repo *r);
 
 /*
  * payment_repo: ops insert, find_by_client_key, get, attach_intent, mark_failed, list,
- * apply_event, record_membership_event. users (may be NULL) is the users table of the same
- * database: membership changes write it directly (no user repo call counted), as the real
+ * apply_event, record_membership_event, attach_checkout. users (may be NULL) is the users table of
+ * the same database: membership changes write it directly (no user repo call counted), as the real
  * adapter does in the same transaction. A fault armed on apply_event or
  * record_membership_event fires before anything changes (the transaction never happened).
  */
@@ -271,11 +271,19 @@ struct fake_gateway_intent {
 	struct gateway_intent intent;
 };
 
+/* A Checkout Session the "provider" opened; create_checkout keeps the same promises. */
+struct fake_gateway_session {
+	struct gateway_checkout_request req;
+	struct gateway_checkout session;
+};
+
 struct fake_gateway {
 	struct fake_base base;
 	struct fake_gateway_intent intents[FAKE_GATEWAY_MAX]; /* created at the "provider" */
 	int nintents;
-	/* The idempotency key of every create call, in order. */
+	struct fake_gateway_session sessions[FAKE_GATEWAY_MAX];
+	int nsessions;
+	/* The idempotency key of every create call (intent or checkout), in order. */
 	char keys_seen[FAKE_GATEWAY_MAX][HEX_IDEMPOTENCY_KEY_MAX + 1];
 	int nkeys_seen;
 	char last_trace_parent[56];
@@ -285,6 +293,12 @@ struct fake_gateway {
 	struct fake_payment_repo *storage;
 };
 struct payment_gateway fake_gateway_port(struct fake_gateway *g);
+
+/* The checkout settings of the wired world's payment service. */
+#define FAKE_MEMBERSHIP_PRICE     999
+#define FAKE_MEMBERSHIP_CURRENCY  "usd"
+#define FAKE_CHECKOUT_SUCCESS_URL "http://127.0.0.1:5000/checkout/success"
+#define FAKE_CHECKOUT_CANCEL_URL  "http://127.0.0.1:5000/checkout/cancel"
 
 /*
  * Every fake, wired into a user service, an auth service (default policy, prepared), a
