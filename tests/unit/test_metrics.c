@@ -213,7 +213,9 @@ static void assert_exposition(const char *text)
 				    strcmp(rest, "histogram") != 0 &&
 				    strcmp(rest, "summary") != 0 && strcmp(rest, "untyped") != 0)
 					fail_msg("line %d: unknown type '%s'", lineno, rest);
-				snprintf(f->type, sizeof f->type, "%s", rest);
+				if (strlen(rest) >= sizeof f->type)
+					fail_msg("line %d: type too long", lineno);
+				memcpy(f->type, rest, strlen(rest) + 1);
 			} else {
 				if (f->help)
 					fail_msg("line %d: second HELP for %s", lineno, name);
