@@ -87,6 +87,32 @@ void logger_flush(void)
 	thread_len = 0;
 }
 
+struct line_buf {
+	char *p;
+	size_t len, cap; /* cap leaves room for the newline and the NUL */
+};
+
+/* Appends s, cutting it at the capacity: a long line is cut, never overrun. */
+static void put(struct line_buf *b, const char *s)
+{
+	size_t n = strlen(s);
+	if (n > b->cap - b->len)
+		n = b->cap - b->len;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* Appends before, value and after when value is not NULL. */
+static void put_pair(struct line_buf *b, const char *before, const char *value, const char *after)
+{
+	if (value == NULL)
+		return;
+	put(b, before);
+	put(b, value);
+	put(b, after);
+}
+
 static void emit(enum logger_level lvl, const char *event, const char *fields, const char *msg,
                  bool buffered)
 {
@@ -105,37 +131,56 @@ static void emit(enum logger_level lvl, const char *event, const char *fields, c
 	char when[40];
 	memcpy(when, cached_when, cached_len);
 	size_t w = cached_len;
-	snprintf(when + w, sizeof when - w, ".%06ldZ", ts.tv_nsec / 1000);
+	long micros = ts.tv_nsec / 1000;
+	when[w++] = '.';
+	for (int d = 5; d >= 0; d--, micros /= 10)
+		when[w + (size_t)d] = (char)('0' + micros % 10);
+	w += 6;
+	when[w++] = 'Z';
+	when[w] = '\0';
 
+	/* Built by appending, not by one long printf: this runs for every request. */
 	char line[4096];
+	struct line_buf b = {line, 0, sizeof line - 2};
 	if (log_format == LOGGER_TEXT) {
-		char text[2048] = "";
+		char text[2048];
+		text[0] = '\0';
 		if (fields != NULL)
 			fields_as_text(fields, text, sizeof text);
-		snprintf(line, sizeof line, "%s %-5s %s%s%s%s%s%s%s%s%s\n", when, level_names[lvl],
-		         event, ctx_request_id ? " request_id=" : "",
-		         ctx_request_id ? ctx_request_id : "", ctx_trace_id ? " trace_id=" : "",
-		         ctx_trace_id ? ctx_trace_id : "", fields ? " " : "", text, msg ? " " : "",
-		         msg ? msg : "");
+		put(&b, when);
+		put(&b, " ");
+		put(&b, level_names[lvl]);
+		put(&b, &"      "[strlen(level_names[lvl])]); /* pads the level to 6 columns */
+		put(&b, event);
+		put_pair(&b, " request_id=", ctx_request_id, "");
+		put_pair(&b, " trace_id=", ctx_trace_id, "");
+		put_pair(&b, " ", fields != NULL ? text : NULL, "");
+		put_pair(&b, " ", msg, "");
 	} else {
-		line[0] = '\0';
-		char esc[2048] = "";
+		char esc[2048];
+		esc[0] = '\0';
 		if (msg != NULL)
 			logger_json_escape(esc, sizeof esc, msg);
-		snprintf(
-		    line, sizeof line,
-		    "{\"time\":\"%s\",\"level\":\"%s\",\"event\":\"%s\"%s%s%s%s%s%s%s%s%s%s%s}\n",
-		    when, level_names[lvl], event, ctx_request_id ? ",\"request_id\":\"" : "",
-		    ctx_request_id ? ctx_request_id : "", ctx_request_id ? "\"" : "",
-		    ctx_trace_id ? ",\"trace_id\":\"" : "", ctx_trace_id ? ctx_trace_id : "",
-		    ctx_trace_id ? "\"" : "", fields ? "," : "", fields ? fields : "",
-		    msg ? ",\"msg\":\"" : "", msg ? esc : "", msg ? "\"" : "");
+		put(&b, "{\"time\":\"");
+		put(&b, when);
+		put(&b, "\",\"level\":\"");
+		put(&b, level_names[lvl]);
+		put(&b, "\",\"event\":\"");
+		put(&b, event);
+		put(&b, "\"");
+		put_pair(&b, ",\"request_id\":\"", ctx_request_id, "\"");
+		put_pair(&b, ",\"trace_id\":\"", ctx_trace_id, "\"");
+		put_pair(&b, ",", fields, "");
+		put_pair(&b, ",\"msg\":\"", msg != NULL ? esc : NULL, "\"");
+		put(&b, "}");
 	}
+	line[b.len++] = '\n';
+	line[b.len] = '\0';
 	if (!buffered) {
 		fputs(line, stderr);
 		return;
 	}
-	size_t n = strlen(line);
+	size_t n = b.len;
 	if (thread_len + n > sizeof thread_buf)
 		logger_flush();
 	memcpy(thread_buf + thread_len, line, n);
