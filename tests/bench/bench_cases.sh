@@ -3,21 +3,24 @@
 # says what each one is for). Results go to RES and CMD (bench_measure.sh).
 # Sourced by run.sh, never run.
 
-# The two instances the alternating cases compare run in the order first, second,
-# second, first (twice if asked): a drift of the machine that is linear over the case
-# then weighs the same on both sides.
-BENCH_ABBA=(1 2 2 1)
+# The two sides an alternating case compares run in the order first, second, second,
+# first, three times, BENCH_ALT_SECONDS each: a drift of the machine that is linear over
+# a group of four then weighs the same on both sides, and six short runs a side follow
+# the bursts of other work on the machine closer than a few long ones would.
+BENCH_ABBA=(1 2 2 1 1 2 2 1 1 2 2 1)
+BENCH_ABBA_EACH=$((${#BENCH_ABBA[@]} / 2))
 
 # Every case in the summary and the report's command list, in the order of the table.
 BENCH_CASES="a b h c d e e-login o-on o-off ml mp w s-alone s-busy s-pay a2 f1 f2 f3"
 
 # bench_combine NAME RUN...: NAME's numbers from several runs of the same load: req/s,
-# p50, p99 and CPU use are the means of the runs', CPU per request is total over total,
+# p50, p99 and CPU use are the means of the runs', CPU per request is total over total
+# (to 0.1 µs: the comparisons of the alternating cases need more than whole µs),
 # requests and errors are sums. RES[NAME.runs] lists the runs' req/s.
 bench_combine() {
 	local name=$1 run key
 	shift
-	local n=$# rps=0 p50=0 p99=0 pct=0 cpu=0 requests=0 runs=''
+	local n=$# rps=0 p50=0 p99=0 pct=0 ticks=0 requests=0 runs=''
 	for key in errors non2xx connect read write timeout; do
 		RES[$name.$key]=0
 	done
@@ -26,7 +29,7 @@ bench_combine() {
 		p50=$((p50 + ${RES[$run.p50_us]}))
 		p99=$((p99 + ${RES[$run.p99_us]}))
 		pct=$((pct + ${RES[$run.cpu_pct]:-0}))
-		cpu=$((cpu + ${RES[$run.cpu_us]:-0} * ${RES[$run.requests]}))
+		ticks=$((ticks + ${RES[$run.cpu_ticks]:-0}))
 		requests=$((requests + ${RES[$run.requests]}))
 		for key in errors non2xx connect read write timeout; do
 			RES[$name.$key]=$((${RES[$name.$key]} + ${RES[$run.$key]}))
@@ -37,7 +40,8 @@ bench_combine() {
 	RES[$name.p50_us]=$((p50 / n))
 	RES[$name.p99_us]=$((p99 / n))
 	RES[$name.cpu_pct]=$((pct / n))
-	RES[$name.cpu_us]=$((requests ? cpu / requests : 0))
+	RES[$name.cpu_us]=$(awk -v t="$ticks" -v hz="$BENCH_CLK_TCK" -v n="$requests" \
+		'BEGIN { printf "%.1f", (n ? t * 1e6 / hz / n : 0) }')
 	RES[$name.requests]=$requests
 	RES[$name.threads]="${RES[$1.threads]:-} (first run)"
 	RES[$name.runs]=$runs
@@ -108,10 +112,10 @@ bench_metric_value() {
 }
 
 # o: cached reads on A (access log and metrics on, the defaults) and on D (both off), in
-# alternating runs of half the duration. Afterwards D must really have recorded nothing:
+# alternating runs (BENCH_ABBA). Afterwards D must really have recorded nothing:
 # no access-log lines and no per-route series; A must have recorded both.
 bench_measure_observability() {
-	local user_path=/v1/users/$BENCH_READER_ID half=$(((BENCH_DURATION + 1) / 2))
+	local user_path=/v1/users/$BENCH_READER_ID run_s=$BENCH_ALT_SECONDS
 	local series="hex_http_requests_total{method=\"GET\",route=\"/v1/users/:id\",status=\"200\"}"
 	local -A api=([1]=http://127.0.0.1:$A_PORT [2]=http://127.0.0.1:$D_PORT)
 	local -A port=([1]=$A_PORT [2]=$D_PORT) label=([1]=on [2]=off)
@@ -129,7 +133,7 @@ bench_measure_observability() {
 	for which in "${BENCH_ABBA[@]}"; do
 		i=$((i + 1))
 		bench_wrk "o$i-${label[$which]}" get_user.lua "${api[$which]}$user_path" 2 64 2s \
-			"${pid[$which]}" "$half"
+			"${pid[$which]}" "$run_s"
 		if [ "$which" = 1 ]; then on+=("o$i-on"); else off+=("o$i-off"); fi
 	done
 	bench_combine o-on "${on[@]}"
@@ -182,13 +186,13 @@ bench_measure_webhooks() {
 }
 
 # s: cached reads on C (Stripe gateway, the fake answering in 2 s) alone, and while a
-# second wrk keeps 50 POST /v2/payments in flight on C's payments listener; alternating
-# alone, busy, busy, alone, half the duration each. Before the last alone run, C finishes
-# the payments still queued when the payments load stopped.
+# second wrk keeps 50 POST /v2/payments in flight on C's payments listener, alternating
+# (BENCH_ABBA). One payments wrk spans each pair of busy runs;
+# before the next alone run, C finishes the payments still queued when it stopped.
 bench_measure_slow_stripe() {
 	local api_c=http://127.0.0.1:$C_PORT pay_c=http://127.0.0.1:$C_PAY_PORT
-	local user_path=/v1/users/$BENCH_READER_ID half=$(((BENCH_DURATION + 1) / 2))
-	local pid_c intents pay_pid which i=0 alone=() busy=()
+	local user_path=/v1/users/$BENCH_READER_ID run_s=$BENCH_ALT_SECONDS
+	local pid_c intents which i=0 alone=() busy=() pays=() pay_pid=''
 
 	bench_fake_stripe_start "$STRIPE_PORT"
 	bench_hexd_start C "$C_PORT" "$C_PAY_PORT" "$C_ADMIN_PORT" \
@@ -205,43 +209,42 @@ bench_measure_slow_stripe() {
 	bench_api GET "$api_c$user_path" '' "$BENCH_TOKEN"
 	bench_expect 200 "GET /v1/users/:id on hexd C"
 
-	export BENCH_RUN_ID
 	bench_warmup s-alone get_user.lua "$api_c$user_path" 2 64 2s
-	for which in "${BENCH_ABBA[@]}"; do
+	for which in "${BENCH_ABBA[@]}" 1; do
 		i=$((i + 1))
+		if [ "$which" = 1 ] && [ -n "$pay_pid" ]; then
+			bench_wrk_finish "${pays[-1]}" "$pay_pid"
+			pay_pid=''
+			hex_say "waiting for hexd C to finish the payments still queued"
+			bench_fake_stripe_wait_quiet "$STRIPE_PORT"
+		fi
+		[ "$i" -le "${#BENCH_ABBA[@]}" ] || break
 		if [ "$which" = 1 ]; then
-			if [ -n "${pay_pid:-}" ]; then
-				bench_wrk_finish s-pay "$pay_pid"
-				pay_pid=
-				hex_say "waiting for hexd C to finish the payments still queued"
-				bench_fake_stripe_wait_quiet "$STRIPE_PORT"
-			fi
-			bench_wrk "s$i-alone" get_user.lua "$api_c$user_path" 2 64 2s "$pid_c" "$half"
+			bench_wrk "s$i-alone" get_user.lua "$api_c$user_path" 2 64 2s "$pid_c" "$run_s"
 			alone+=("s$i-alone")
 			continue
 		fi
-		if [ -z "${pay_pid:-}" ]; then
-			# Long enough for the busy runs that follow; 50 in flight before they start.
-			hex_say "case s-pay: 50 clients posting payments on $pay_c"
-			intents=$(bench_fake_stripe_value "$STRIPE_PORT" intents_created)
-			bench_wrk_start s-pay payment.lua "$pay_c/v2/payments" 1 50 60s \
-				$((2 * half + 4))
+		if [ -z "$pay_pid" ]; then
+			# Long enough for the two busy runs that follow; 50 in flight before they start.
+			pays+=("s-pay$((${#pays[@]} + 1))")
+			export BENCH_PAY_KEYS=bench-$BENCH_RUN_ID-${pays[-1]}
+			hex_say "case ${pays[-1]}: 50 clients posting payments on $pay_c"
+			bench_wrk_start "${pays[-1]}" payment.lua "$pay_c/v2/payments" 1 50 60s \
+				$((2 * run_s + 4))
 			pay_pid=$BENCH_WRK_PID
 			sleep 2
 		fi
-		bench_wrk "s$i-busy" get_user.lua "$api_c$user_path" 2 64 2s "$pid_c" "$half"
+		bench_wrk "s$i-busy" get_user.lua "$api_c$user_path" 2 64 2s "$pid_c" "$run_s"
 		busy+=("s$i-busy")
 	done
-	if [ -n "${pay_pid:-}" ]; then
-		bench_wrk_finish s-pay "$pay_pid"
-		bench_fake_stripe_wait_quiet "$STRIPE_PORT"
-	fi
 	BENCH_BG_PIDS=()
-	RES[s-pay.intents]=$(($(bench_fake_stripe_value "$STRIPE_PORT" intents_created) - intents))
 	bench_combine s-alone "${alone[@]}"
 	bench_combine s-busy "${busy[@]}"
+	bench_combine s-pay "${pays[@]}"
+	bench_count_payments s-pay "$(($(bench_fake_stripe_value "$STRIPE_PORT" intents_created) - intents))"
 	CMD[s-alone]=${CMD[${alone[0]}]}
 	CMD[s-busy]=${CMD[${busy[0]}]}
+	CMD[s-pay]=${CMD[${pays[0]}]}
 	BENCH_RSS_C=$(bench_peak_rss_kib "$pid_c")
 	bench_hexd_stop C
 	bench_fake_stripe_stop

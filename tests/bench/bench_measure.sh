@@ -46,7 +46,7 @@ bench_wrk_finish() {
 }
 
 # bench_cpu_mark CASE PID / bench_cpu_done CASE PID: a hexd's CPU use over a case, from
-# /proc: cpu_pct (% of one core, all threads), cpu_us (CPU time per request) and
+# /proc: cpu_pct (% of one core, all threads), cpu_us (CPU time per request), cpu_ticks and
 # threads ("main 55%, hexd 49%": per thread name, trailing numbers dropped, so threads
 # named like "loop-1" and "loop-2" add up; the process's first thread is "main"; names
 # under 1% left out).
@@ -59,8 +59,9 @@ bench_cpu_done() {
 	local name=$1 pid=$2 t0 secs
 	t0=$(<"$BENCH_TMP/cpu-$name.total")
 	secs=$(awk -v us="${RES[$name.duration_us]}" 'BEGIN { print us / 1e6 }')
+	RES[$name.cpu_ticks]=$(($(bench_cpu_ticks "$pid") - t0))
 	read -r "RES[$name.cpu_pct]" "RES[$name.cpu_us]" < <(awk \
-		-v t=$(($(bench_cpu_ticks "$pid") - t0)) -v hz="$BENCH_CLK_TCK" -v s="$secs" \
+		-v t="${RES[$name.cpu_ticks]}" -v hz="$BENCH_CLK_TCK" -v s="$secs" \
 		-v n="${RES[$name.requests]}" \
 		'BEGIN { printf "%.0f %.0f\n", 100 * t / hz / s, (n ? t * 1e6 / hz / n : 0) }')
 	RES[$name.threads]=$(bench_cpu_threads "$pid" | awk -v hz="$BENCH_CLK_TCK" -v s="$secs" '

@@ -72,6 +72,24 @@ bench_count_webhook_effects() {
 	fi
 }
 
+# bench_count_payments CASE INTENTS: after the payments load and the queue drained, each
+# payment wrk got a 201 for is a row with its client key (run.sh's keys start with
+# "bench-"), and each such row that reached Stripe is one intent the fake created:
+# INTENTS, as counted by the fake. Sets RES[CASE.stored] and RES[CASE.intents].
+bench_count_payments() {
+	local name=$1 intents=$2 ok stored charged
+	ok=$((${RES[$name.requests]} - ${RES[$name.non2xx]}))
+	read -r stored charged < <(bench_psql_value "$BENCH_DB" "
+		SELECT count(*), count(stripe_payment_intent_id) FROM payments
+		WHERE client_key LIKE 'bench-%'" | tr '|' ' ')
+	[ "$stored" -ge "$ok" ] ||
+		hex_die "wrk got $ok replies 201 to POST /v2/payments, hexd stored $stored payments"
+	[ "$charged" = "$intents" ] ||
+		hex_die "$charged payments have a PaymentIntent, the fake Stripe created $intents"
+	RES[$name.stored]=$stored
+	RES[$name.intents]=$intents
+}
+
 # ---------------------------------------------------------------- the fake Stripe
 
 bench_fake_stripe_stop() {

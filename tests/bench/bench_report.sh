@@ -17,9 +17,14 @@ bench_pct() {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", (b > 0 ? 100 * a / b : 0) }'
 }
 
-# bench_overhead WITH WITHOUT: how much slower WITH is, in % of WITHOUT (one decimal).
+# bench_overhead WITH WITHOUT: how much lower WITH is, in % of WITHOUT (one decimal).
 bench_overhead() {
 	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", (b > 0 ? 100 * (1 - a / b) : 0) }'
+}
+
+# bench_more A B: how much more A is than B, in % of B (one decimal, signed).
+bench_more() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (b > 0 ? 100 * (a / b - 1) : 0) }'
 }
 
 # bench_verdict EXPR: PASS when the awk expression holds.
@@ -78,7 +83,7 @@ bench_settings() {
 }
 
 bench_report_results() {
-	printf 'wrk: `-t2 -c64 -d%ss --latency`, after a %ss warm-up for a, b, h and c. ' \
+	printf 'wrk: `-t2 -c64 -d%ss --latency`, after a %ss warm-up for a, b, h, c, ml and mp (o and s: one per side). ' \
 		"$BENCH_DURATION" "$BENCH_WARMUP"
 	printf 'Latencies in ms. Errors: non-2xx replies plus socket errors (0 expected).\n\n'
 	printf '| case | what | req/s | p50 | p99 | errors | ratio to its baseline |\n'
@@ -97,9 +102,9 @@ bench_report_results() {
 		"$(bench_pct "${RES[e.rps]}" "${RES[b.rps]}") of b"
 	bench_row e-login "... the 32 logins themselves (\`-t1 -c32\`)" \
 		"$(bench_pct "${RES[e-login.rps]}" "${RES[d.rps]}") of d"
-	bench_row o-on "hexd A cached reads, access log and metrics on (mean of 2 runs)" \
+	bench_row o-on "hexd A cached reads, access log and metrics on (mean of $BENCH_ABBA_EACH runs)" \
 		"$(bench_pct "${RES[o-on.rps]}" "${RES[o-off.rps]}") of o-off"
-	bench_row o-off "hexd D cached reads, \`HEX_ACCESS_LOG=off HEX_METRICS=off\` (mean of 2 runs)" \
+	bench_row o-off "hexd D cached reads, \`HEX_ACCESS_LOG=off HEX_METRICS=off\` (mean of $BENCH_ABBA_EACH runs)" \
 		"baseline of o-on"
 	bench_row ml "hexd A \`GET /v1/messages?limit=20\`, caller owns $(bench_thousands "$BENCH_READER_MESSAGES") of $(bench_thousands "$BENCH_MESSAGES")" \
 		"$(bench_pct "${RES[ml.rps]}" "${RES[f2.rps]}") of f2"
@@ -107,12 +112,12 @@ bench_report_results() {
 		"$(bench_pct "${RES[mp.rps]}" "${RES[f2.rps]}") of f2, $(bench_pct "${RES[mp.rps]}" "${RES[f3.rps]}") of f3"
 	bench_row w "hexd A \`POST /v2/stripe/webhook\`, signed \`payment_intent.succeeded\`, unique ids" \
 		"$(bench_pct "${RES[w.rps]}" "${RES[f3.rps]}") of f3"
-	bench_row s-alone "hexd C cached reads alone (Stripe gateway; mean of 2 runs)" \
+	bench_row s-alone "hexd C cached reads alone (Stripe gateway; mean of $BENCH_ABBA_EACH runs)" \
 		"baseline of s-busy"
-	bench_row s-busy "hexd C cached reads, 50 \`POST /v2/payments\` in flight (mean of 2 runs)" \
+	bench_row s-busy "hexd C cached reads, 50 \`POST /v2/payments\` in flight (mean of $BENCH_ABBA_EACH runs)" \
 		"$(bench_pct "${RES[s-busy.rps]}" "${RES[s-alone.rps]}") of s-alone"
 	bench_row s-pay "... the payments themselves (\`-t1 -c50\`, fake Stripe answers in ${BENCH_STRIPE_DELAY_MS} ms)" \
-		"${RES[s-pay.intents]} intents created at the fake"
+		"${RES[s-pay.stored]} payments stored, ${RES[s-pay.intents]} intents at the fake"
 	bench_row a2 "nginx again, after the hexd cases (noise check)" \
 		"$(bench_pct "${RES[a2.rps]}" "${RES[a.rps]}") of the first"
 	bench_row f1 "redis-benchmark GET (same Redis)" baseline
@@ -120,8 +125,8 @@ bench_report_results() {
 	bench_row f3 "pgbench TPC-B, scale 10 (same PostgreSQL; tps)" "baseline of mp, w"
 	printf '\nAlternating runs (req/s, in the order run): o: %s on A, %s on D; s: %s alone, %s busy ' \
 		"${RES[o-on.runs]}" "${RES[o-off.runs]}" "${RES[s-alone.runs]}" "${RES[s-busy.runs]}"
-	printf '(runs of %ss; order first, second, second, first, so that a linear drift of the machine weighs on both alike).\n' \
-		"$(((BENCH_DURATION + 1) / 2))"
+	printf '(runs of %ss in the order first, second, second, first, three times).\n' \
+		"$BENCH_ALT_SECONDS"
 	printf '\nWrites checked in the database after each write case: mp added %s rows for %s replies 201; ' \
 		"${RES[mp.rows]}" "$((${RES[mp.requests]} - ${RES[mp.non2xx]}))"
 	printf 'w stored %s events (each with its payment succeeded and its outbox row) for %s replies 200, events sent twice: %s ' \
@@ -174,8 +179,10 @@ bench_report_targets() {
 	printf '| reads during 32 logins >= 50%% of reads alone | %s of b | %s |\n' \
 		"$(bench_pct "${RES[e.rps]}" "${RES[b.rps]}")" \
 		"$(bench_verdict "${RES[e.rps]} >= 0.5 * ${RES[b.rps]}")"
-	printf '| access log + metrics cost on cached reads < 10%% (issue 3) | %s fewer req/s than without (o-on vs o-off), %s errors | %s |\n' \
+	printf '| access log + metrics cost on cached reads < 10%% (issue 3) | %s fewer req/s than without (o-on vs o-off; CPU per request %s µs vs %s µs, %s more), %s errors | %s |\n' \
 		"$(bench_overhead "${RES[o-on.rps]}" "${RES[o-off.rps]}")" \
+		"${RES[o-on.cpu_us]}" "${RES[o-off.cpu_us]}" \
+		"$(bench_more "${RES[o-on.cpu_us]}" "${RES[o-off.cpu_us]}")" \
 		"$((${RES[o-on.errors]} + ${RES[o-off.errors]}))" \
 		"$(bench_verdict "${RES[o-on.rps]} > 0.9 * ${RES[o-off.rps]} && ${RES[o-on.errors]} + ${RES[o-off.errors]} == 0")"
 	printf '| cached reads with 50 payments in flight at a 2 s Stripe >= 90%% of reads alone (issue 4) | %s of s-alone, %s read errors, %s payment errors | %s |\n' \
@@ -210,8 +217,8 @@ bench_write_report() {
 		for x in $BENCH_CASES; do
 			printf -- '- %s: `%s`\n' "$x" "${CMD[$x]}"
 		done
-		printf -- '- o-on, o-off, s-alone, s-busy: each the command shown, run twice for %ss (`-d%ss`) in the order first, second, second, first\n' \
-			"$(((BENCH_DURATION + 1) / 2))" "$(((BENCH_DURATION + 1) / 2))"
+		printf -- '- o-on, o-off, s-alone, s-busy: each the command shown, run %s times for %ss (`-d%ss`), the two sides of a case in the order first, second, second, first, three times\n' \
+			"$BENCH_ABBA_EACH" "$BENCH_ALT_SECONDS" "$BENCH_ALT_SECONDS"
 	} >"$1"
 }
 

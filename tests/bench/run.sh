@@ -170,6 +170,9 @@ main() {
 	done
 	bench_check_number HEX_BENCH_DURATION "$BENCH_DURATION"
 	bench_check_number HEX_BENCH_WARMUP "$BENCH_WARMUP"
+	[ "$BENCH_DURATION" -ge 1 ] || hex_die "HEX_BENCH_DURATION must be at least 1"
+	# The alternating cases (o, s) run each side six times: about twice the duration.
+	BENCH_ALT_SECONDS=$(((BENCH_DURATION * 3 + 9) / 10))
 	bench_check_number HEX_BENCH_LOGIN_USERS "$BENCH_LOGIN_USERS"
 	[ "$BENCH_LOGIN_USERS" -ge 5 ] || hex_die "HEX_BENCH_LOGIN_USERS must be at least 5"
 	bench_check_number HEX_BENCH_MESSAGES "$BENCH_MESSAGES"
