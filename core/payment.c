@@ -161,3 +161,15 @@ const char *payment_event_kind_name(enum payment_event_kind k)
 {
 	return name_of(event_kind_names, COUNT(event_kind_names), (int)k);
 }
+
+bool payment_provider_id_valid(const char *id)
+{
+	size_t n = 0;
+	for (const char *p = id; *p != '\0'; p++, n++) {
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		          (*p >= '0' && *p <= '9') || *p == '_';
+		if (!ok || n >= HEX_STRIPE_ID_MAX)
+			return false;
+	}
+	return n > 0;
+}

@@ -81,6 +81,9 @@ bool payment_status_parse(const char *s, enum payment_status *out);
 
 /* A payment id is a canonical UUID text (either case). */
 bool payment_id_valid(const char *id);
+/* A provider id (pi_..., cs_...): 1..HEX_STRIPE_ID_MAX letters, digits and '_', so that
+ * it can go into a URL path as it is. */
+bool payment_provider_id_valid(const char *id);
 
 /*
  * HEX_OK for 1..HEX_CLIENT_KEY_MAX printable ASCII characters without spaces; else

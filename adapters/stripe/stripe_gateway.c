@@ -253,19 +253,6 @@ out:
 	return st;
 }
 
-/* Stripe ids are letters, digits and '_': anything else must not reach the path. */
-static bool stripe_gateway_id_valid(const char *id)
-{
-	size_t n = 0;
-	for (const char *p = id; *p != '\0'; p++, n++) {
-		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		          (*p >= '0' && *p <= '9') || *p == '_';
-		if (!ok || n >= HEX_STRIPE_ID_MAX)
-			return false;
-	}
-	return n > 0;
-}
-
 static enum hex_status stripe_gateway_retrieve_intent(void *self, const char *intent_id,
                                                       struct gateway_intent *out,
                                                       struct hex_err *err)
@@ -275,7 +262,7 @@ static enum hex_status stripe_gateway_retrieve_intent(void *self, const char *in
 	char *path = NULL;
 	enum hex_status st;
 	memset(out, 0, sizeof *out);
-	if (intent_id == NULL || !stripe_gateway_id_valid(intent_id)) {
+	if (intent_id == NULL || !payment_provider_id_valid(intent_id)) {
 		st = hex_fail(err, HEX_INVALID, "id", "not a Stripe PaymentIntent id");
 		goto out;
 	}

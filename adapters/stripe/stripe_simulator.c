@@ -363,19 +363,6 @@ out:
 	return st;
 }
 
-/* Stripe ids are letters, digits and '_'. */
-static bool stripe_simulator_id_valid(const char *id)
-{
-	size_t n = 0;
-	for (const char *p = id; *p != '\0'; p++, n++) {
-		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		          (*p >= '0' && *p <= '9') || *p == '_';
-		if (!ok || n >= HEX_STRIPE_ID_MAX)
-			return false;
-	}
-	return n > 0;
-}
-
 static enum hex_status stripe_simulator_retrieve_intent(void *self, const char *intent_id,
                                                         struct gateway_intent *out,
                                                         struct hex_err *err)
@@ -383,7 +370,7 @@ static enum hex_status stripe_simulator_retrieve_intent(void *self, const char *
 	struct stripe_simulator *s = self;
 	enum hex_status st = HEX_OK;
 	memset(out, 0, sizeof *out);
-	if (intent_id == NULL || !stripe_simulator_id_valid(intent_id))
+	if (intent_id == NULL || !payment_provider_id_valid(intent_id))
 		return hex_fail(err, HEX_INVALID, "id", "not a Stripe PaymentIntent id");
 	pthread_mutex_lock(&s->mu);
 	const struct stripe_simulator_payment *p = stripe_simulator_find(
