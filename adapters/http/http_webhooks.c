@@ -54,10 +54,11 @@ void http_webhooks_membership(struct http_exchange *x, struct hex_services *svc)
 	struct hex_err err = {0};
 	const char *event, *user_id, *event_id, *membership;
 	if (!api_key_ok(x->authorization, svc->keys->membership_api_key)) {
-		http_reply_error(x,
-		                 hex_fail(&err, HEX_UNAUTHENTICATED, NULL,
-		                          "an ApiKey Authorization header is required"),
-		                 &err);
+		/* Not http_reply_error: its 401 names the Bearer scheme, this route wants ApiKey.
+		 */
+		http_reply_header(x, "WWW-Authenticate", "ApiKey");
+		http_reply_error_code(x, 401, "unauthenticated",
+		                      "an ApiKey Authorization header is required");
 		return;
 	}
 	enum hex_status st = json_body_string(x->json, "event", true, &event, &err);
