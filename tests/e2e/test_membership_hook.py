@@ -116,7 +116,8 @@ class MembershipHookTest(PaymentCase):
                 self.assertJsonReply(r)
                 self.assertEqual(r.body.get("code"), "unauthenticated", r)
                 self.assertEqual(r.body.get("request_id"), self.assertRequestId(r))
-                self.assertTrue(r.header("WWW-Authenticate"), "401 without a challenge: %r" % r)
+                self.assertEqual(r.header("WWW-Authenticate"), "ApiKey",
+                                 "401 must challenge for this route's scheme: %r" % r)
                 self.assertEqual(self.state(), before)
         self.assertEqual(self.membership(s), "free")
 
