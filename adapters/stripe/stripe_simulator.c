@@ -248,6 +248,20 @@ static bool stripe_simulator_same_intent(const struct stripe_simulator_payment *
 	       strcmp(p->user_id, req->user_id) == 0 && p->purpose == req->purpose;
 }
 
+/* A new record of what a request asked for; the caller inserts it. */
+static struct stripe_simulator_payment *
+stripe_simulator_payment_new(const char *key, int64_t amount, const char *currency,
+                             const char *payment_id, const char *user_id)
+{
+	struct stripe_simulator_payment *p = xcalloc(1, sizeof *p);
+	hex_strlcpy(p->key, key, sizeof p->key);
+	p->amount = amount;
+	memcpy(p->currency, currency, sizeof p->currency);
+	memcpy(p->payment_id, payment_id, sizeof p->payment_id);
+	memcpy(p->user_id, user_id, sizeof p->user_id);
+	return p;
+}
+
 static enum hex_status stripe_simulator_create_intent(void *self,
                                                       const struct gateway_intent_request *req,
                                                       struct gateway_intent *out,
@@ -275,12 +289,8 @@ static enum hex_status stripe_simulator_create_intent(void *self,
 		}
 		goto out;
 	}
-	p = xcalloc(1, sizeof *p);
-	hex_strlcpy(p->key, req->idempotency_key, sizeof p->key);
-	p->amount = req->amount;
-	memcpy(p->currency, req->currency, sizeof p->currency);
-	memcpy(p->payment_id, req->payment_id, sizeof p->payment_id);
-	memcpy(p->user_id, req->user_id, sizeof p->user_id);
+	p = stripe_simulator_payment_new(req->idempotency_key, req->amount, req->currency,
+	                                 req->payment_id, req->user_id);
 	p->purpose = req->purpose;
 	stripe_simulator_insert(s, p);
 	stripe_simulator_schedule(s, p);
@@ -340,13 +350,9 @@ static enum hex_status stripe_simulator_create_checkout(void *self,
 		}
 		goto out;
 	}
-	p = xcalloc(1, sizeof *p);
-	hex_strlcpy(p->key, req->idempotency_key, sizeof p->key);
+	p = stripe_simulator_payment_new(req->idempotency_key, req->amount, req->currency,
+	                                 req->payment_id, req->user_id);
 	p->checkout = true;
-	p->amount = req->amount;
-	memcpy(p->currency, req->currency, sizeof p->currency);
-	memcpy(p->payment_id, req->payment_id, sizeof p->payment_id);
-	memcpy(p->user_id, req->user_id, sizeof p->user_id);
 	/* As the Stripe adapter does: Checkout is how a membership is bought. */
 	p->purpose = PURPOSE_MEMBERSHIP;
 	p->success_url = xstrdup(req->success_url);
