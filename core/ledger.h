@@ -34,6 +34,7 @@ struct ledger_account {
 	struct ledger_account_ref ref;
 	int64_t balance;
 	bool allow_negative;
+	int64_t updated_at_us; /* when its latest entry was posted; filled by balances() */
 };
 
 /* One entry to post: amount > 0 credits (adds to) the account, < 0 debits it. */

@@ -120,6 +120,27 @@ enum hex_status ledger_service_refund(struct ledger_service *s, const char *refu
 	return ledger_service_post(s, &t, out, NULL, err);
 }
 
+/* A key seen before is a replay only if it moved the same money between the same wallets. */
+static bool same_transfer(const struct ledger_txn *posted, const struct ledger_txn_request *t)
+{
+	if (posted->n != t->n)
+		return false;
+	for (int i = 0; i < t->n; i++) {
+		const struct ledger_posting *want = &t->postings[i];
+		bool found = false;
+		for (int j = 0; j < posted->n && !found; j++) {
+			const struct ledger_entry *e = &posted->entries[j];
+			found = e->amount == want->amount &&
+			        e->account.kind == want->account.kind &&
+			        strcasecmp(e->account.owner_id, want->account.owner_id) == 0 &&
+			        strcmp(e->account.currency, want->account.currency) == 0;
+		}
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
 enum hex_status ledger_service_transfer(struct ledger_service *s, const char *from_user,
                                         const char *to_user, int64_t amount, const char *currency,
                                         const char *client_key, struct ledger_txn *out,
@@ -145,7 +166,16 @@ enum hex_status ledger_service_transfer(struct ledger_service *s, const char *fr
 	snprintf(t.reference, sizeof t.reference, "transfer:%s", t.id);
 	ledger_txn_add(&t, LEDGER_WALLET, from_user, currency, -amount);
 	ledger_txn_add(&t, LEDGER_WALLET, to_user, currency, amount);
-	return ledger_service_post(s, &t, out, NULL, err);
+	bool dup = false;
+	if ((st = ledger_service_post(s, &t, out, &dup, err)) != HEX_OK)
+		return st;
+	if (dup && !same_transfer(out, &t)) {
+		st = hex_fail(err, HEX_CONFLICT, "idempotency_key",
+		              "this Idempotency-Key was already used for another transfer");
+		if (err != NULL)
+			err->code = "idempotency_key_reused";
+	}
+	return st;
 }
 
 enum hex_status ledger_service_balances(struct ledger_service *s, const char *user_id,

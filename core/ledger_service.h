@@ -49,7 +49,8 @@ enum hex_status ledger_service_refund(struct ledger_service *s, const char *refu
  * Moves amount from from_user's wallet to to_user's. client_key (the caller's
  * Idempotency-Key, 1..LEDGER_KEY_MAX - 80 printable characters) makes a retry move
  * nothing more. HEX_INVALID for the same user twice (field "to"), a bad amount or
- * currency; HEX_CONFLICT "insufficient_funds" when from_user's wallet would go negative.
+ * currency; HEX_CONFLICT "insufficient_funds" when from_user's wallet would go negative, and
+ * HEX_CONFLICT "idempotency_key_reused" when client_key moved other money before.
  */
 enum hex_status ledger_service_transfer(struct ledger_service *s, const char *from_user,
                                         const char *to_user, int64_t amount, const char *currency,

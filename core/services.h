@@ -7,6 +7,7 @@
 #define HEX_SERVICES_H
 
 #include "core/auth_service.h"
+#include "core/ledger_service.h"
 #include "core/message_service.h"
 #include "core/payment_service.h"
 #include "core/ports/idempotency_store.h"
@@ -25,6 +26,7 @@ struct hex_services {
 	struct auth_service auth;
 	struct message_service messages;
 	struct payment_service payments;
+	struct ledger_service ledger; /* wallets: balances, entries, transfers */
 	struct readiness ready;
 	struct idempotency_store idempotency; /* first answers to Idempotency-Keys */
 	const struct hex_inbound_keys *keys;

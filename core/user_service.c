@@ -13,7 +13,7 @@ static void cache_put(struct user_service *s, const struct user *u)
 static void cache_forget(struct user_service *s, const char *id)
 {
 	if (s->cache.ops != NULL)
-		s->cache.ops->del(s->cache.self, id);
+		(void)s->cache.ops->del(s->cache.self, id); /* the adapter retries it */
 }
 
 static enum hex_status repo_failed(enum hex_status st, struct hex_err *err)

@@ -5,6 +5,7 @@
 #include "adapters/crypto/system_clock.h"
 #include "adapters/postgres/pg_conn.h"
 #include "adapters/postgres/pg_idempotency_store.h"
+#include "adapters/postgres/pg_ledger_repo.h"
 #include "adapters/postgres/pg_message_repo.h"
 #include "adapters/postgres/pg_payment_repo.h"
 #include "adapters/postgres/pg_refresh_repo.h"
@@ -289,6 +290,11 @@ void *app_worker_new(void *arg, int index)
 	    .membership_currency = config_str(&app->cfg, CFG_MEMBERSHIP_CURRENCY),
 	    .checkout_success_url = config_str(&app->cfg, CFG_CHECKOUT_SUCCESS_URL),
 	    .checkout_cancel_url = config_str(&app->cfg, CFG_CHECKOUT_CANCEL_URL),
+	};
+	s->ledger = (struct ledger_service){
+	    .repo = pg_ledger_repo_port(w->pg),
+	    .clock = system_clock_port(),
+	    .ids = random_ids_port(),
 	};
 	s->keys = &app->keys;
 	s->idempotency = pg_idempotency_store_port(w->pg);

@@ -10,5 +10,7 @@ bool migrate_database(struct app *app, int *applied);
 int cmd_serve(struct app *app, int argc, char **argv);
 int cmd_migrate(struct app *app, int argc, char **argv);
 int cmd_user(struct app *app, int argc, char **argv);
+int cmd_ledger(struct app *app, int argc, char **argv);
+int cmd_dlq(struct app *app, int argc, char **argv);
 
 #endif

@@ -118,8 +118,22 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
                                  "where Checkout sends a buyer who gives up"},
     [CFG_GATEWAY] = {"gateway", T_ENUM, "simulated", 0, 0, "simulated|stripe", 0,
                      "payment gateway: the offline simulator or Stripe"},
-    [CFG_ROLES] = {"roles", T_STR, "api,worker", 0, 0, NULL, 0,
-                   "roles of this process: api, worker, or both"},
+    [CFG_ROLES] = {"roles", T_ENUM, "api,worker", 0, 0, "api,worker|api|worker", 0,
+                   "what this process runs: the HTTP API, the event workers (outbox relay "
+                   "and consumers), or both"},
+    [CFG_EVENT_MAX_ATTEMPTS] = {"event_max_attempts", T_INT, "8", 1, 100, NULL, 0,
+                                "attempts a consumer makes at an event before it is "
+                                "dead-lettered"},
+    [CFG_EVENT_RETRY_BASE_MS] = {"event_retry_base_ms", T_INT, "1000", 1, 3600000, NULL, 0,
+                                 "delay before the second attempt; doubles with each "
+                                 "attempt, half of it random"},
+    [CFG_EVENT_RETRY_MAX_MS] = {"event_retry_max_ms", T_INT, "300000", 1, 86400000, NULL, 0,
+                                "longest delay between two attempts"},
+    [CFG_EVENT_CLAIM_IDLE_MS] = {"event_claim_idle_ms", T_INT, "15000", 100, 3600000, NULL, 0,
+                                 "an event pending this long on a worker that stopped is "
+                                 "taken over by another"},
+    [CFG_EVENT_POLL_MS] = {"event_poll_ms", T_INT, "20", 1, 10000, NULL, 0,
+                           "how often an idle outbox relay looks for new rows"},
 };
 
 static void env_name(const char *name, char *out, size_t n)

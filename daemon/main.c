@@ -19,6 +19,14 @@ static const struct command commands[] = {
      cmd_migrate},
     {"user", "user grant-admin EMAIL     make a user an admin (revoke-admin undoes it)",
      APP_NEEDS_DB, cmd_user},
+    {"ledger",
+     "ledger verify              recheck every balance and that all entries sum to "
+     "zero",
+     APP_NEEDS_DB, cmd_ledger},
+    {"dlq",
+     "dlq list [--all]           dead-lettered events (show ID, replay ID, discard ID "
+     "REASON)",
+     APP_NEEDS_DB, cmd_dlq},
 };
 
 static void usage(FILE *out)

@@ -6,6 +6,7 @@
 #include "adapters/http/http_metrics.h"
 #include "core/logger.h"
 #include "daemon/daemon_metrics.h"
+#include "daemon/event_workers.h"
 #include "daemon/listeners.h"
 #include "daemon/serve_loop.h"
 #include "daemon/worker_pool.h"
@@ -29,7 +30,14 @@ struct server {
 	int fds[LOOPS_MAX][LISTEN_COUNT]; /* one socket per loop and listener */
 	struct event *sig_term, *sig_int;
 	bool draining;
+	struct event_workers *events; /* the worker role */
 };
+
+static bool has_role(const struct app *app, const char *role)
+{
+	const char *roles = config_str(&app->cfg, CFG_ROLES);
+	return strcmp(roles, "api,worker") == 0 || strcmp(roles, role) == 0;
+}
 
 static bool executor_submit(void *self, enum http_pool pool, http_job_fn fn, void *job)
 {
@@ -105,6 +113,8 @@ static bool open_listeners(struct server *s, int nloops)
 		const char *addr = config_str(cfg, listener_defs[l].key);
 		if (addr[0] == '\0')
 			continue; /* served on the API listener */
+		if (l != LISTEN_METRICS && !has_role(s->app, "api"))
+			continue; /* a headless worker serves only its metrics */
 		int probe = http_listen_socket(addr, listener_defs[l].field, false, &err);
 		if (probe >= 0)
 			close(probe);
@@ -165,7 +175,7 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	int applied = 0;
 	if (!migrate_database(app, &applied) || !open_listeners(&s, loop_count(app)))
 		goto out;
-	if (!app_start_gateway(app))
+	if (has_role(app, "api") && !app_start_gateway(app))
 		goto out;
 	if (app->keys.stripe_webhook_secret[0] == '\0')
 		log_warn("webhooks_off", "HEX_STRIPE_WEBHOOK_SECRET is not set: Stripe webhooks "
@@ -175,6 +185,9 @@ int cmd_serve(struct app *app, int argc, char **argv)
 		goto out;
 	}
 	if (!start_loops(&s))
+		goto out;
+	if (has_role(app, "worker") && (s.events = event_workers_start(app)) == NULL &&
+	    config_str(&app->cfg, CFG_REDIS_URL)[0] != '\0')
 		goto out;
 	http_metrics_register();
 	daemon_metrics_register(s.pools, POOL_COUNT);
@@ -207,8 +220,10 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	}
 	for (int i = 1; i <= s.nthreads; i++)
 		pthread_join(s.threads[i], NULL);
-	log_info("stopped", "hexd stopped");
 out:
+	event_workers_stop(s.events);
+	if (rc == 0)
+		log_info("stopped", "hexd stopped");
 	/* Cache readers first (their pending lookups go to the pools), then the workers
 	 * (a job still running may hand its reply to its loop), then the loops. */
 	for (int i = 0; i < s.nloops; i++)

@@ -17,6 +17,11 @@ void http_payments_show(struct http_exchange *x, struct hex_services *svc);
 void http_payments_list(struct http_exchange *x, struct hex_services *svc);
 void http_payments_checkout(struct http_exchange *x, struct hex_services *svc);
 
+/* http_wallet.c */
+void http_wallet_show(struct http_exchange *x, struct hex_services *svc);
+void http_wallet_entries(struct http_exchange *x, struct hex_services *svc);
+void http_wallet_transfer(struct http_exchange *x, struct hex_services *svc);
+
 /* http_webhooks.c */
 void http_webhooks_stripe(struct http_exchange *x, struct hex_services *svc);
 void http_webhooks_membership(struct http_exchange *x, struct hex_services *svc);

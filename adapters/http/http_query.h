@@ -17,7 +17,8 @@ enum hex_status http_query_time(const struct http_exchange *x, const char *name,
                                 int64_t *us, struct hex_err *err) HEX_MUST_CHECK;
 
 /*
- * Opaque keyset cursors: kind tells lists apart ('u' users, 'm' messages, 'p' payments),
+ * Opaque keyset cursors: kind tells lists apart ('u' users, 'm' messages, 'p' payments,
+ * 'e' ledger entries: created_at_us holds the last entry id, id the owner's user id),
  * tag is a fingerprint of the list's filters (0 when it has none) so that a cursor
  * replayed with other filters is refused. out: at least 160 bytes.
  */

@@ -51,6 +51,12 @@ static const struct http_route routes[] = {
      LISTEN_PAYMENTS, IDEM_NONE},
     {HTTP_POST, "/v2/create-checkout-session", AUTH_BEARER, BODY_NONE, POOL_GATEWAY,
      http_payments_checkout, LISTEN_PAYMENTS, IDEM_NONE},
+    {HTTP_GET, "/v2/wallet", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_wallet_show,
+     LISTEN_PAYMENTS, IDEM_NONE},
+    {HTTP_GET, "/v2/wallet/entries", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_wallet_entries,
+     LISTEN_PAYMENTS, IDEM_NONE},
+    {HTTP_POST, "/v2/wallet/transfers", AUTH_BEARER, BODY_JSON, POOL_DEFAULT, http_wallet_transfer,
+     LISTEN_PAYMENTS, IDEM_KEYED},
     {HTTP_POST, "/v2/stripe/webhook", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_webhooks_stripe,
      LISTEN_PAYMENTS, IDEM_NONE},
 };

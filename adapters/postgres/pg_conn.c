@@ -23,7 +23,7 @@ struct pg_conn {
 	struct pg_conn_options opts;
 	struct pg_table *tables;
 	size_t ntables;
-	bool in_tx;
+	int depth; /* open transaction levels: 0 outside, 1 = BEGIN, more = savepoints */
 	int64_t next_attempt_us; /* monotonic; no reconnect attempt before it */
 	int64_t last_down_log_s; /* for logger_every() */
 	char last_error[256];
@@ -285,7 +285,7 @@ static enum hex_status ensure_ready(struct pg_conn *c)
 {
 	if (session_alive(c))
 		return HEX_OK;
-	if (c->in_tx) {
+	if (c->depth > 0) {
 		/* The transaction died with the session; the caller must roll back. */
 		hex_strlcpy(c->last_error, "the session was lost inside a transaction",
 		            sizeof c->last_error);
@@ -369,29 +369,64 @@ enum hex_status pg_conn_script(struct pg_conn *c, const char *sql)
 	return s;
 }
 
+/*
+ * The savepoint of the level begun at depth d (>= 1) is "hex_sp_<d>": fixed text from
+ * the binary, never data, so pg_conn_script()-style SQL is safe here.
+ */
+#define SAVEPOINT_NAME "hex_sp_%d"
+
+/*
+ * Undoes the innermost savepoint's work and drops it (c->depth already names it), leaving
+ * the enclosing level as it was before that begin, even if the inner level had failed.
+ */
+static void undo_savepoint(struct pg_conn *c)
+{
+	char sql[96];
+	snprintf(sql, sizeof sql,
+	         "ROLLBACK TO SAVEPOINT " SAVEPOINT_NAME "; RELEASE SAVEPOINT " SAVEPOINT_NAME,
+	         c->depth, c->depth);
+	PGresult *r = PQexec(c->conn, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		char line[256]; /* keeps last_error about what made the caller roll back */
+		one_line(line, sizeof line, PQerrorMessage(c->conn));
+		log_warn("pg_rollback_failed", "%s", line);
+	}
+	PQclear(r);
+}
+
 enum hex_status pg_conn_begin(struct pg_conn *c)
 {
-	if (c->in_tx) {
-		/* A caller forgot to end its transaction: end it rather than nest into it. */
-		log_error("pg_transaction_leaked", "a transaction was left open; rolling it back");
-		pg_conn_rollback(c);
-	}
-	enum hex_status s = pg_conn_script(c, "BEGIN");
+	char sql[40] = "BEGIN";
+	if (c->depth > 0)
+		snprintf(sql, sizeof sql, "SAVEPOINT " SAVEPOINT_NAME, c->depth);
+	enum hex_status s = pg_conn_script(c, sql);
 	if (s == HEX_OK)
-		c->in_tx = true;
+		c->depth++;
 	return s;
 }
 
 enum hex_status pg_conn_commit(struct pg_conn *c)
 {
-	if (!c->in_tx) {
+	if (c->depth == 0) {
 		log_error("pg_commit_without_begin", "commit called outside a transaction");
 		return HEX_INTERNAL;
 	}
 	enum hex_status s = ensure_ready(c);
-	c->in_tx = false;
+	c->depth--;
 	if (s != HEX_OK)
 		return s;
+	if (c->depth > 0) {
+		char sql[40];
+		snprintf(sql, sizeof sql, "RELEASE SAVEPOINT " SAVEPOINT_NAME, c->depth);
+		PGresult *r = PQexec(c->conn, sql);
+		s = result_status(c, r, "release savepoint");
+		PQclear(r);
+		/* Only an aborted level fails to release: its work goes, the enclosing one goes on.
+		 */
+		if (s != HEX_OK && PQstatus(c->conn) == CONNECTION_OK)
+			undo_savepoint(c);
+		return s;
+	}
 	PGresult *r = PQexec(c->conn, "COMMIT");
 	s = result_status(c, r, "commit");
 	/* COMMIT of a transaction that had failed succeeds and says ROLLBACK. */
@@ -406,11 +441,15 @@ enum hex_status pg_conn_commit(struct pg_conn *c)
 
 void pg_conn_rollback(struct pg_conn *c)
 {
-	if (!c->in_tx)
+	if (c->depth == 0)
 		return;
-	c->in_tx = false;
+	c->depth--;
 	if (PQstatus(c->conn) != CONNECTION_OK)
 		return; /* the server already dropped the transaction with the session */
+	if (c->depth > 0) {
+		undo_savepoint(c);
+		return;
+	}
 	PGresult *r = PQexec(c->conn, "ROLLBACK");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		char line[256]; /* keeps last_error about what made the caller roll back */
@@ -418,6 +457,11 @@ void pg_conn_rollback(struct pg_conn *c)
 		log_warn("pg_rollback_failed", "%s", line);
 	}
 	PQclear(r);
+}
+
+int pg_conn_depth(const struct pg_conn *c)
+{
+	return c->depth;
 }
 
 enum hex_status pg_conn_ping(struct pg_conn *c)

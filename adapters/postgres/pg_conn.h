@@ -73,10 +73,28 @@ enum hex_status pg_conn_query(struct pg_conn *c, const struct pg_stmt *st,
  */
 enum hex_status pg_conn_script(struct pg_conn *c, const char *sql) HEX_MUST_CHECK;
 
-/* Transactions: every begin is ended by exactly one commit or rollback. */
+/*
+ * Transactions nest, so that a repository that runs its own transaction can also run
+ * inside a caller's (an event consumer's, which records the event in the same commit).
+ * Every begin that succeeded is ended by exactly one commit or rollback. Inside an open
+ * transaction, begin makes a savepoint: its commit releases it (the work now belongs to
+ * the enclosing level), its rollback undoes only its own work; only the outermost level
+ * really commits or rolls back, so an outer rollback drops inner work that "committed".
+ * Deferred constraints are checked at the outermost commit only.
+ *
+ * A failed begin opens no level; a failed commit ends its level (an inner one rolled
+ * back). Rollback with no level open does nothing, so "rollback after a failed begin or
+ * commit" is harmless at the outermost level; nested, it ends the enclosing level early,
+ * which only rolls back more: an inner begin or commit fails only when the session is
+ * lost or the transaction already failed. A session lost inside any level fails every
+ * call until all levels have been ended; the next call then runs on a fresh session.
+ */
 enum hex_status pg_conn_begin(struct pg_conn *c) HEX_MUST_CHECK;
 enum hex_status pg_conn_commit(struct pg_conn *c) HEX_MUST_CHECK;
-void pg_conn_rollback(struct pg_conn *c); /* also after a failed commit or a lost session */
+void pg_conn_rollback(struct pg_conn *c);
+
+/* How many transaction levels are open: 0 outside a transaction, 1 in a plain one. */
+int pg_conn_depth(const struct pg_conn *c);
 
 /* The server's error text of the last failed call ("" if none), for operator output. */
 const char *pg_conn_last_error(const struct pg_conn *c);

@@ -68,8 +68,10 @@ const struct pg_stmt pg_ledger_repo_stmts[LED_STMT_COUNT] = {
 	[LED_TXN_BY_KEY] = {"ledger_txn_by_key",
 		"SELECT t.id, t.idempotency_key, " PG_SQL_US("t.created_at") ", " ENTRY_COLUMNS " "
 		ENTRY_FROM "WHERE t.idempotency_key = $1 ORDER BY e.id", 1},
+	/* The newest entry of each wallet is one step down entries_account_idx. */
 	[LED_BALANCES] = {"ledger_balances",
-		"SELECT " ACCOUNT_COLUMNS " FROM accounts "
+		"SELECT " ACCOUNT_COLUMNS ", (SELECT " PG_SQL_US("e.created_at") " FROM entries e "
+		"WHERE e.account_id = accounts.id ORDER BY e.id DESC LIMIT 1) FROM accounts "
 		"WHERE kind = 'wallet' AND owner_id = $1::uuid ORDER BY currency LIMIT $2::int", 2},
 	[LED_ENTRIES_PAGE] = {"ledger_entries_page",
 		"SELECT " ENTRY_COLUMNS " " ENTRY_FROM
@@ -355,7 +357,8 @@ static enum hex_status pg_ledger_repo_balances(void *self, const char *user_id,
 	if (st != HEX_OK)
 		goto out;
 	for (int i = 0; i < PQntuples(r); i++) {
-		if (!row_to_account(r, i, &out->wallets[i])) {
+		if (!row_to_account(r, i, &out->wallets[i]) ||
+		    !pg_result_int64(r, i, 6, &out->wallets[i].updated_at_us)) {
 			st = HEX_INTERNAL;
 			goto out;
 		}

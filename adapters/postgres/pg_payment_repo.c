@@ -38,6 +38,7 @@ enum {
 	PAY_INSERT,
 	PAY_FIND_BY_KEY,
 	PAY_GET,
+	PAY_GET_BY_INTENT,
 	PAY_ATTACH_INTENT,
 	PAY_ATTACH_CHECKOUT,
 	PAY_MARK_FAILED,
@@ -73,6 +74,8 @@ const struct pg_stmt pg_payment_repo_stmts[PAY_STMT_COUNT] = {
 		"WHERE user_id = $1::uuid AND client_key = $2", 2},
 	[PAY_GET] = {"payment_get",
 		"SELECT " PAYMENT_COLUMNS " FROM payments WHERE id = $1::uuid", 1},
+	[PAY_GET_BY_INTENT] = {"payment_get_by_intent",
+		"SELECT " PAYMENT_COLUMNS " FROM payments WHERE stripe_payment_intent_id = $1", 1},
 	[PAY_ATTACH_INTENT] = {"payment_attach_intent",
 		"UPDATE payments SET stripe_payment_intent_id = $2, client_secret = $3, "
 		"status = CASE WHEN status = ANY ($5::text[]) THEN $4 ELSE status END, "
@@ -278,6 +281,15 @@ static enum hex_status pg_payment_repo_get(void *self, const char *id, struct pa
 		return HEX_NOT_FOUND;
 	const char *params[] = {id};
 	return query_payment(self, PAY_GET, params, out);
+}
+
+static enum hex_status pg_payment_repo_get_by_intent(void *self, const char *intent_id,
+                                                     struct payment *out)
+{
+	if (intent_id[0] == '\0')
+		return HEX_NOT_FOUND;
+	const char *params[] = {intent_id};
+	return query_payment(self, PAY_GET_BY_INTENT, params, out);
 }
 
 static enum hex_status pg_payment_repo_attach_intent(void *self, const char *id,
@@ -536,6 +548,7 @@ static const struct payment_repo_ops pg_payment_repo_ops = {
     .insert = pg_payment_repo_insert,
     .find_by_client_key = pg_payment_repo_find_by_client_key,
     .get = pg_payment_repo_get,
+    .get_by_intent = pg_payment_repo_get_by_intent,
     .attach_intent = pg_payment_repo_attach_intent,
     .attach_checkout = pg_payment_repo_attach_checkout,
     .mark_failed = pg_payment_repo_mark_failed,

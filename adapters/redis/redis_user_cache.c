@@ -243,19 +243,20 @@ static void cache_put(void *self, const struct user *u)
 		freeReplyObject(r);
 }
 
-static void cache_del(void *self, const char *id)
+static enum hex_status cache_del(void *self, const char *id)
 {
 	struct redis_user_cache *c = self;
 	char key[KEY_MAX];
 	if (!user_key(id, key))
-		return;
+		return HEX_OK; /* no such key can exist */
 	redisReply *r = redis_conn_command(c->conn, "DEL %s", key);
 	if (r == NULL) {
 		count(&stat_errors);
 		pending_add(key);
-	} else {
-		freeReplyObject(r);
+		return HEX_UNAVAILABLE;
 	}
+	freeReplyObject(r);
+	return HEX_OK;
 }
 
 static const struct user_cache_ops redis_user_cache_ops = {

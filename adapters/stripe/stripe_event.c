@@ -170,3 +170,17 @@ out:
 	json_decref(root);
 	return st;
 }
+
+static enum hex_status decoder_decode(void *self, const char *payload, size_t len,
+                                      struct payment_event *out, struct hex_err *err)
+{
+	(void)self;
+	return stripe_event_parse(payload, len, out, err);
+}
+
+static const struct payment_event_decoder_ops decoder_ops = {.decode = decoder_decode};
+
+struct payment_event_decoder stripe_event_decoder_port(void)
+{
+	return (struct payment_event_decoder){.ops = &decoder_ops, .self = NULL};
+}

@@ -9,6 +9,7 @@
 
 #include "core/hex.h"
 #include "core/payment.h"
+#include "core/ports/payment_event_decoder.h"
 
 /*
  * Fills out from body (len bytes, which out->payload then borrows): id, type, created,
@@ -29,5 +30,8 @@ enum hex_status stripe_event_parse(const char *body, size_t len, struct payment_
 
 /* The kind a Stripe event type stands for; EVENT_OTHER for types hexd does not handle. */
 enum payment_event_kind stripe_event_kind(const char *type);
+
+/* stripe_event_parse() as the core's decoder port (stateless). */
+struct payment_event_decoder stripe_event_decoder_port(void);
 
 #endif

@@ -51,6 +51,8 @@ struct payment_repo_ops {
 	enum hex_status (*find_by_client_key)(void *self, const char *user_id,
 	                                      const char *client_key, struct payment_record *out);
 	enum hex_status (*get)(void *self, const char *id, struct payment *out);
+	/* The payment whose PaymentIntent is intent_id; HEX_NOT_FOUND if none. */
+	enum hex_status (*get_by_intent)(void *self, const char *intent_id, struct payment *out);
 	/*
 	 * Records the PaymentIntent the provider created for payment id (intent id and client
 	 * secret); the status becomes status only if that advances it (an event may already

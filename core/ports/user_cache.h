@@ -11,8 +11,11 @@ struct user_cache_ops {
 	/* HEX_OK on a hit, HEX_NOT_FOUND on a miss, HEX_UNAVAILABLE if the cache failed. */
 	enum hex_status (*get)(void *self, const char *id, struct user *out);
 	void (*put)(void *self, const struct user *u);
-	/* Called after every committed write of the user. */
-	void (*del)(void *self, const char *id);
+	/*
+	 * Called after every committed write of the user. HEX_UNAVAILABLE when the delete
+	 * failed (the entry may be stale until its TTL); callers that can retry later do.
+	 */
+	enum hex_status (*del)(void *self, const char *id);
 };
 
 struct user_cache {

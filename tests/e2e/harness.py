@@ -259,7 +259,18 @@ class RedisServer:
         if not wait_until(ready, 10):
             raise RuntimeError("redis-server on port %d did not answer PING" % self.port)
 
-    def stop(self, sig=signal.SIGTERM):
+    def stop(self, sig=signal.SIGTERM, save=False):
+        """Stops redis-server: its data is lost (no persistence), unless save: then it
+        exits by SHUTDOWN SAVE, writing dump.rdb into workdir, which every later start()
+        on this workdir loads back (keys, streams, consumer groups and their pending
+        entries), as a server with persistence would."""
+        if save and self.proc and self.proc.poll() is None:
+            try:
+                with self.client() as c:
+                    c.cmd("SHUTDOWN", "SAVE")  # answers only if it could not save
+            except ConnectionError:
+                pass  # the server closed the connection as it exited
+            self.proc.wait(10)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

@@ -113,6 +113,9 @@ static int group_teardown(void **state)
 
 static int setup(void **state)
 {
+	/* A test that failed half-way may have left a transaction open: end it, not hang. */
+	pg_testdb_exec(&db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	                    "WHERE datname = current_database() AND pid <> pg_backend_pid()");
 	pg_testdb_exec(&db, "TRUNCATE t_items, t_children");
 	return 0;
 }
@@ -337,22 +340,164 @@ static void test_failed_transaction_does_not_commit(void **state)
 static void test_transaction_commits_and_rolls_back(void **state)
 {
 	struct pg_conn *c = open_default();
-	const char *kept[] = {"kept"}, *gone[] = {"gone"}, *leak[] = {"leak"};
+	const char *kept[] = {"kept"}, *gone[] = {"gone"};
 
+	assert_int_equal(pg_conn_depth(c), 0);
 	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	assert_int_equal(pg_conn_depth(c), 1);
 	assert_int_equal(pg_conn_query(c, &t_stmts[T_PUT], gone, NULL), HEX_OK);
 	pg_conn_rollback(c);
+	assert_int_equal(pg_conn_depth(c), 0);
 	pg_conn_rollback(c); /* harmless outside a transaction */
+	assert_int_equal(pg_conn_depth(c), 0);
 
-	/* A transaction left open by a buggy caller is rolled back by the next begin. */
-	assert_int_equal(pg_conn_begin(c), HEX_OK);
-	assert_int_equal(pg_conn_query(c, &t_stmts[T_PUT], leak, NULL), HEX_OK);
 	assert_int_equal(pg_conn_begin(c), HEX_OK);
 	assert_int_equal(pg_conn_query(c, &t_stmts[T_PUT], kept, NULL), HEX_OK);
+	/* Not visible to others before the commit. */
+	assert_int_equal(pg_testdb_scalar(&db, "SELECT count(*) FROM t_items"), 0);
 	assert_int_equal(pg_conn_commit(c), HEX_OK);
+	assert_int_equal(pg_conn_depth(c), 0);
 
 	assert_int_equal(pg_testdb_scalar(&db, "SELECT count(*) FROM t_items WHERE k = 'kept'"), 1);
 	assert_int_equal(pg_testdb_scalar(&db, "SELECT count(*) FROM t_items"), 1);
+	pg_conn_free(c);
+}
+
+/* The keys in t_items, sorted and joined by commas, as another session sees them. */
+static const char *committed_keys(void)
+{
+	static char out[256];
+	PGconn *raw = PQconnectdb(db.conninfo);
+	assert_int_equal(PQstatus(raw), CONNECTION_OK);
+	PGresult *r =
+	    PQexec(raw, "SELECT coalesce(string_agg(k, ',' ORDER BY k), '') FROM t_items");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	snprintf(out, sizeof out, "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(raw);
+	return out;
+}
+
+static void put(struct pg_conn *c, const char *k)
+{
+	const char *params[] = {k};
+	enum hex_status st = pg_conn_query(c, &t_stmts[T_PUT], params, NULL);
+	if (st != HEX_OK)
+		fail_msg("put %s: %s: %s", k, hex_status_name(st), pg_conn_last_error(c));
+}
+
+static void test_nested_rollback_keeps_the_outer_work(void **state)
+{
+	struct pg_conn *c = open_default();
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "outer1");
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	assert_int_equal(pg_conn_depth(c), 2);
+	put(c, "inner");
+	pg_conn_rollback(c);
+	assert_int_equal(pg_conn_depth(c), 1);
+	put(c, "outer2");
+	assert_string_equal(committed_keys(), ""); /* still one open transaction */
+	assert_int_equal(pg_conn_commit(c), HEX_OK);
+	assert_int_equal(pg_conn_depth(c), 0);
+	assert_string_equal(committed_keys(), "outer1,outer2");
+	pg_conn_free(c);
+}
+
+static void test_outer_rollback_drops_inner_committed_work(void **state)
+{
+	struct pg_conn *c = open_default();
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "outer");
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "inner");
+	assert_int_equal(pg_conn_commit(c), HEX_OK);
+	assert_int_equal(pg_conn_depth(c), 1);
+	/* The inner commit only released a savepoint: nothing is visible yet. */
+	assert_string_equal(committed_keys(), "");
+	pg_conn_rollback(c);
+	assert_int_equal(pg_conn_depth(c), 0);
+	assert_string_equal(committed_keys(), "");
+	/* Three levels: the middle one's rollback takes the innermost's work with it. */
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "a");
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "b");
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	assert_int_equal(pg_conn_depth(c), 3);
+	put(c, "c");
+	assert_int_equal(pg_conn_commit(c), HEX_OK);
+	pg_conn_rollback(c);
+	assert_int_equal(pg_conn_begin(c), HEX_OK); /* a savepoint again, at the same depth */
+	put(c, "d");
+	assert_int_equal(pg_conn_commit(c), HEX_OK);
+	assert_int_equal(pg_conn_commit(c), HEX_OK);
+	assert_string_equal(committed_keys(), "a,d");
+	pg_conn_free(c);
+}
+
+static void test_inner_failure_rolled_back_outer_still_commits(void **state)
+{
+	struct pg_conn *c = open_default();
+	const char *dup[] = {"first"}, *word[] = {"abc"};
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "first");
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "lost");
+	assert_int_equal(pg_conn_query(c, &t_stmts[T_PUT], dup, NULL), HEX_CONFLICT);
+	pg_conn_rollback(c);
+	put(c, "second"); /* the outer transaction is usable again */
+
+	/* A commit of a failed level fails and rolls that level back; the outer one goes on. */
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "lost2");
+	assert_int_equal(pg_conn_query(c, &t_stmts[T_INT], word, NULL), HEX_INTERNAL);
+	assert_int_equal(pg_conn_commit(c), HEX_INTERNAL);
+	assert_int_equal(pg_conn_depth(c), 1);
+	put(c, "third");
+	assert_int_equal(pg_conn_commit(c), HEX_OK);
+	assert_string_equal(committed_keys(), "first,second,third");
+	pg_conn_free(c);
+}
+
+static void test_failure_in_the_outer_level_fails_its_commit(void **state)
+{
+	struct pg_conn *c = open_default();
+	const char *word[] = {"abc"};
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "before");
+	assert_int_equal(pg_conn_query(c, &t_stmts[T_INT], word, NULL), HEX_INTERNAL);
+	/* An inner level cannot even start in a failed transaction. */
+	assert_int_equal(pg_conn_begin(c), HEX_INTERNAL);
+	assert_int_equal(pg_conn_depth(c), 1);
+	assert_int_equal(pg_conn_commit(c), HEX_INTERNAL);
+	assert_int_equal(pg_conn_depth(c), 0);
+	assert_string_equal(committed_keys(), "");
+	put(c, "after");
+	assert_string_equal(committed_keys(), "after");
+	pg_conn_free(c);
+}
+
+static void test_session_lost_in_a_nested_level_fails_every_level(void **state)
+{
+	struct pg_conn *c = open_default();
+	const char *b[] = {"b"};
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	put(c, "a");
+	assert_int_equal(pg_conn_begin(c), HEX_OK);
+	kill_session(c);
+	assert_int_equal(pg_conn_query(c, &t_stmts[T_PUT], b, NULL), HEX_UNAVAILABLE);
+	assert_int_equal(pg_conn_commit(c), HEX_UNAVAILABLE);
+	assert_int_equal(pg_conn_depth(c), 1);
+	/* The outer level must not carry on in autocommit on a fresh session. */
+	assert_int_equal(pg_conn_query(c, &t_stmts[T_PUT], b, NULL), HEX_UNAVAILABLE);
+	assert_int_equal(pg_conn_begin(c), HEX_UNAVAILABLE);
+	assert_int_equal(pg_conn_depth(c), 1);
+	assert_int_equal(pg_conn_commit(c), HEX_UNAVAILABLE);
+	assert_int_equal(pg_conn_depth(c), 0);
+	pg_conn_rollback(c); /* after the failed commit: harmless */
+	put(c, "z");
+	assert_string_equal(committed_keys(), "z");
 	pg_conn_free(c);
 }
 
@@ -620,6 +765,11 @@ int main(void)
 	    cmocka_unit_test_setup(test_session_lost_inside_a_transaction_never_autocommits, setup),
 	    cmocka_unit_test_setup(test_failed_transaction_does_not_commit, setup),
 	    cmocka_unit_test_setup(test_transaction_commits_and_rolls_back, setup),
+	    cmocka_unit_test_setup(test_nested_rollback_keeps_the_outer_work, setup),
+	    cmocka_unit_test_setup(test_outer_rollback_drops_inner_committed_work, setup),
+	    cmocka_unit_test_setup(test_inner_failure_rolled_back_outer_still_commits, setup),
+	    cmocka_unit_test_setup(test_failure_in_the_outer_level_fails_its_commit, setup),
+	    cmocka_unit_test_setup(test_session_lost_in_a_nested_level_fails_every_level, setup),
 	    cmocka_unit_test_setup(test_restarted_server_answers_at_once_then_recovers, setup),
 	    cmocka_unit_test_setup(test_hung_server_costs_one_timeout_then_answers_at_once, setup),
 	    cmocka_unit_test(test_free_accepts_null),

@@ -358,6 +358,10 @@ static void test_balances_and_entries_pages(void **state)
 	assert_false(b.wallets[0].allow_negative);
 	assert_string_equal(b.wallets[1].ref.currency, "usd");
 	assert_int_equal(b.wallets[1].balance, 7);
+	/* updated_at is the time of each wallet's newest entry. */
+	assert_int_equal(b.wallets[1].updated_at_us, t.created_at_us);
+	assert_true(b.wallets[0].updated_at_us > 0);
+	assert_true(b.wallets[0].updated_at_us <= b.wallets[1].updated_at_us);
 	assert_int_equal(
 	    ledger_service_balances(&svc, "00000000-0000-4000-8000-000000000999", &b, &err),
 	    HEX_OK);

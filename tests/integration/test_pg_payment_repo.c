@@ -65,13 +65,14 @@ static void test_cache_put(void *self, const struct user *u)
 {
 }
 
-static void test_cache_del(void *self, const char *id)
+static enum hex_status test_cache_del(void *self, const char *id)
 {
 	struct test_cache *c = self;
 	pthread_mutex_lock(&c->mu);
 	c->dels++;
 	hex_strlcpy(c->last, id, sizeof c->last);
 	pthread_mutex_unlock(&c->mu);
+	return HEX_OK;
 }
 
 static const struct user_cache_ops test_cache_ops = {

@@ -755,14 +755,15 @@ static void fake_cache_put(void *self, const struct user *u)
 		fake_user_cache_store(c, u);
 }
 
-static void fake_cache_del(void *self, const char *id)
+static enum hex_status fake_cache_del(void *self, const char *id)
 {
 	struct fake_user_cache *c = self;
 	if (fake_enter(&c->base, CACHE_DEL) != HEX_OK || c->down)
-		return;
+		return HEX_UNAVAILABLE;
 	struct fake_cache_slot *slot = cache_slot(c, id);
 	if (slot != NULL)
 		slot->used = false;
+	return HEX_OK;
 }
 
 static const struct user_cache_ops fake_cache_ops = {
