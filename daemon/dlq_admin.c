@@ -77,6 +77,8 @@ static enum hex_status run_list(struct dead_letter_service *s, int argc, char **
                                 struct hex_err *err)
 {
 	bool all = argc == 3 && strcmp(argv[2], "--all") == 0;
+	if (argc == 3 && !all)
+		return hex_fail(err, HEX_INVALID, NULL, "unknown option %s (only --all)", argv[2]);
 	struct dead_letter_page *page = calloc(1, sizeof *page);
 	int64_t before = 0;
 	enum hex_status st;

@@ -48,7 +48,7 @@ struct event_thread {
 	char member[128];
 	struct event_consumer_stats stats;
 	/* Sampled by the relay thread for every consumer, read by /metrics. */
-	atomic_long pending, lag;
+	atomic_long pending, lag, oldest_age_ms;
 };
 
 struct event_workers {
@@ -95,6 +95,8 @@ static void sample_lag(struct event_workers *w, struct event_thread *relay)
 		                                   w->threads[i].def->name, &gs) == HEX_OK) {
 			atomic_store(&w->threads[i].pending, gs.pending);
 			atomic_store(&w->threads[i].lag, gs.lag);
+			long age = gs.oldest_ms > 0 ? (long)(now / 1000 - gs.oldest_ms) : 0;
+			atomic_store(&w->threads[i].oldest_age_ms, age > 0 ? age : 0);
 		}
 	}
 }
@@ -250,15 +252,19 @@ static void collect_events(struct metrics_writer *mw, void *arg)
 	    {"hex_events_pending", "gauge",
 	     "events delivered to a consumer and not yet acknowledged"},
 	    {"hex_events_lag", "gauge", "events on the stream not yet delivered to the consumer"},
+	    {"hex_events_oldest_unacked_seconds", "gauge",
+	     "age of the oldest event on the stream the consumer has not finished"},
 	};
 	for (size_t k = 0; k < sizeof series / sizeof series[0]; k++) {
 		metrics_write_help(mw, series[k].name, series[k].type, series[k].help);
 		for (int i = 1; i < w->n; i++) {
 			char labels[64];
 			snprintf(labels, sizeof labels, "consumer=\"%s\"", w->threads[i].def->name);
+			atomic_long *v = k == 0   ? &w->threads[i].pending
+			                 : k == 1 ? &w->threads[i].lag
+			                          : &w->threads[i].oldest_age_ms;
 			metrics_write_value(mw, series[k].name, labels,
-			                    (double)atomic_load(k == 0 ? &w->threads[i].pending
-			                                               : &w->threads[i].lag));
+			                    (double)atomic_load(v) / (k == 2 ? 1e3 : 1));
 		}
 	}
 	static const struct {

@@ -122,8 +122,8 @@ const struct pg_stmt pg_payment_repo_stmts[PAY_STMT_COUNT] = {
 		"UPDATE users SET membership = $2, updated_at = " PG_SQL_TS("$3") " "
 		"WHERE id = $1::uuid AND membership <> $2", 3},
 	[PAY_OUTBOX_INSERT] = {"payment_outbox_insert",
-		"INSERT INTO outbox (event_id, topic, payload, created_at) "
-		"VALUES ($1, $2, $3::json, " PG_SQL_TS("$4") ")", 4},
+		"INSERT INTO outbox (event_id, topic, payload, created_at, available_at) "
+		"VALUES ($1, $2, $3::json, " PG_SQL_TS("$4") ", " PG_SQL_TS("$4") ")", 4},
 	[PAY_MEMBERSHIP_EVENT_INSERT] = {"payment_membership_event_insert",
 		"INSERT INTO membership_events (event_id, user_id, membership, received_at) "
 		"VALUES ($1, $2::uuid, $3, " PG_SQL_TS("$4") ") "

@@ -125,6 +125,7 @@ struct group_info {
 	bool exists;
 	long pending;
 	long lag; /* -1: Redis does not know it (entries were deleted) */
+	char last_delivered[EVENT_STREAM_ID_MAX + 1];
 };
 
 /* XINFO GROUPS answers one flat name/value list per group. */
@@ -143,6 +144,11 @@ static bool group_info_parse(const redisReply *g, struct group_info *out)
 			has_pending = true;
 		} else if (reply_equals(name, "lag") && reply_is(v, REDIS_REPLY_INTEGER)) {
 			out->lag = (long)v->integer;
+		} else if (reply_equals(name, "last-delivered-id") &&
+		           (reply_is(v, REDIS_REPLY_STRING) || reply_is(v, REDIS_REPLY_STATUS)) &&
+		           v->len < sizeof out->last_delivered) {
+			memcpy(out->last_delivered, v->str, v->len);
+			out->last_delivered[v->len] = '\0';
 		}
 	}
 	return has_pending;
@@ -778,16 +784,56 @@ static enum hex_status stream_ack(void *self, const char *topic, const char *con
 	return st;
 }
 
+/* The publication time (ms) of an entry id "<ms>-<seq>"; 0 if it is not one. */
+static int64_t entry_ms(const redisReply *id)
+{
+	if (!reply_is(id, REDIS_REPLY_STRING))
+		return 0;
+	char *end;
+	long long ms = strtoll(id->str, &end, 10);
+	return end != id->str && *end == '-' && ms > 0 ? (int64_t)ms : 0;
+}
+
+/*
+ * The oldest entry of key the group has not acknowledged: the oldest pending one
+ * (XPENDING's summary) or else the first one after the last delivered. 0 when none or
+ * when Redis cannot tell (the numbers are for a gauge, not for correctness).
+ */
+static int64_t oldest_unacked_ms(struct redis_conn *c, const char *key, const char *group,
+                                 const struct group_info *info)
+{
+	int64_t oldest = 0;
+	if (info->pending > 0) {
+		const char *argv[] = {"XPENDING", key, group};
+		redisReply *r = redis_conn_command_argv(c, (int)COUNT_OF(argv), argv, NULL);
+		if (reply_is(r, REDIS_REPLY_ARRAY) && r->elements >= 2)
+			oldest = entry_ms(r->element[1]);
+		if (r != NULL)
+			freeReplyObject(r);
+	}
+	if (oldest == 0 && info->lag != 0 && info->last_delivered[0] != '\0') {
+		char from[EVENT_STREAM_ID_MAX + 2];
+		snprintf(from, sizeof from, "(%s", info->last_delivered);
+		const char *argv[] = {"XRANGE", key, from, "+", "COUNT", "1"};
+		redisReply *r = redis_conn_command_argv(c, (int)COUNT_OF(argv), argv, NULL);
+		if (reply_is(r, REDIS_REPLY_ARRAY) && r->elements == 1 &&
+		    reply_is(r->element[0], REDIS_REPLY_ARRAY) && r->element[0]->elements >= 1)
+			oldest = entry_ms(r->element[0]->element[0]);
+		if (r != NULL)
+			freeReplyObject(r);
+	}
+	return oldest;
+}
+
 static enum hex_status stream_stats(void *self, const char *topic, const char *consumer,
                                     struct event_group_stats *out)
 {
-	out->pending = 0;
-	out->lag = 0;
+	*out = (struct event_group_stats){0, 0, 0};
 	struct group_keys k;
 	enum hex_status st = group_keys_make(&k, "stats", topic, consumer);
 	if (st != HEX_OK)
 		return st;
-	struct event_group_stats sum = {0, 0};
+	struct event_group_stats sum = {0, 0, 0};
 	for (int kind = 0; kind < STREAM_KINDS; kind++) {
 		struct group_info info;
 		st = group_info_get(self, k.key[kind], consumer, &info);
@@ -797,6 +843,9 @@ static enum hex_status stream_stats(void *self, const char *topic, const char *c
 			continue;
 		sum.pending += info.pending;
 		sum.lag = sum.lag < 0 || info.lag < 0 ? -1 : sum.lag + info.lag;
+		int64_t oldest = oldest_unacked_ms(self, k.key[kind], consumer, &info);
+		if (oldest != 0 && (sum.oldest_ms == 0 || oldest < sum.oldest_ms))
+			sum.oldest_ms = oldest;
 	}
 	*out = sum;
 	return HEX_OK;

@@ -17,6 +17,9 @@
 struct event_group_stats {
 	long pending; /* delivered to a member and not yet acknowledged */
 	long lag;     /* entries not yet delivered to any member (-1 if unknown) */
+	/* When the oldest entry the group has not acknowledged was published (ms since the
+	 * epoch, by the stream's clock); 0 when there is none. */
+	int64_t oldest_ms;
 };
 
 struct event_stream_ops {

@@ -134,7 +134,7 @@ static int read_ok(const char *topic, const char *consumer, const char *member, 
 
 static struct event_group_stats stats_ok(const char *topic, const char *consumer)
 {
-	struct event_group_stats s = {-7, -7};
+	struct event_group_stats s = {-7, -7, -7};
 	assert_int_equal(fx.port.ops->stats(fx.port.self, topic, consumer, &s), HEX_OK);
 	return s;
 }
@@ -373,20 +373,31 @@ static void test_ack_removes_from_pending(void **state)
 	struct event_group_stats s = stats_ok(topic, "ledger");
 	assert_int_equal(s.pending, 0);
 	assert_int_equal(s.lag, 0);
+	assert_int_equal(s.oldest_ms, 0);
 
 	join_ok(topic, "ledger");
+	int64_t before_ms = (int64_t)time(NULL) * 1000 - 1000;
 	publish_text(topic, "", "evt_a");
 	publish_text(topic, "", "evt_b");
 	publish_text(topic, "ledger", "evt_c");
 	s = stats_ok(topic, "ledger");
 	assert_int_equal(s.pending, 0);
 	assert_int_equal(s.lag, 3);
+	/* Not delivered yet: the oldest undelivered entry's time. */
+	assert_in_range(s.oldest_ms, before_ms, (int64_t)time(NULL) * 1000 + 1000);
 
 	struct event_batch b = {0};
 	assert_int_equal(read_ok(topic, "ledger", "m1", 10, 0, &b), 3);
 	s = stats_ok(topic, "ledger");
 	assert_int_equal(s.pending, 3);
 	assert_int_equal(s.lag, 0);
+	/* Delivered, not acknowledged: the oldest pending entry's time, its id's. */
+	int64_t first_ms = INT64_MAX;
+	for (int i = 0; i < 3; i++) {
+		int64_t ms = strtoll(b.items[i].stream_id, NULL, 10);
+		first_ms = ms < first_ms ? ms : first_ms;
+	}
+	assert_int_equal(s.oldest_ms, first_ms);
 
 	long want = 3;
 	for (int i = 0; i < 3; i++) {
@@ -395,6 +406,7 @@ static void test_ack_removes_from_pending(void **state)
 		s = stats_ok(topic, "ledger");
 		assert_int_equal(s.pending, --want);
 	}
+	assert_int_equal(s.oldest_ms, 0); /* all done: nothing is late */
 	/* Acknowledging twice (a redelivery) is fine. */
 	assert_int_equal(fx.port.ops->ack(fx.port.self, topic, "ledger", &b.items[0]), HEX_OK);
 	assert_int_equal(stats_ok(topic, "ledger").pending, 0);
