@@ -123,8 +123,10 @@ static enum hex_status membership_handle(void *ctx, const struct event_msg *m, s
 	enum hex_status st;
 	if ((st = decode(pc, m, &ev, err)) != HEX_OK || !is_success(ev.kind))
 		return st;
-	if ((st = find_payment(pc, &ev, &p, &ours, err)) != HEX_OK || !ours ||
-	    p.purpose != PURPOSE_MEMBERSHIP || pc->cache.ops == NULL)
+	st = find_payment(pc, &ev, &p, &ours, err);
+	if (st == HEX_INVALID)
+		return HEX_OK; /* no such payment: no member to drop (the ledger dead-letters it) */
+	if (st != HEX_OK || !ours || p.purpose != PURPOSE_MEMBERSHIP || pc->cache.ops == NULL)
 		return st;
 	if (pc->cache.ops->del(pc->cache.self, p.user_id) != HEX_OK)
 		return hex_fail(err, HEX_UNAVAILABLE, NULL, "the cached user %s cannot be dropped",

@@ -5,6 +5,7 @@
 #include "adapters/postgres/pg_conn.h"
 #include "adapters/postgres/pg_dead_letter_repo.h"
 #include "core/dead_letter_service.h"
+#include "core/xmalloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -79,7 +80,7 @@ static enum hex_status run_list(struct dead_letter_service *s, int argc, char **
 	bool all = argc == 3 && strcmp(argv[2], "--all") == 0;
 	if (argc == 3 && !all)
 		return hex_fail(err, HEX_INVALID, NULL, "unknown option %s (only --all)", argv[2]);
-	struct dead_letter_page *page = calloc(1, sizeof *page);
+	struct dead_letter_page *page = xcalloc(1, sizeof *page);
 	int64_t before = 0;
 	enum hex_status st;
 	do {
