@@ -37,9 +37,24 @@ static enum hex_status ack(struct event_consumer *c, const struct event_msg *m)
 	return HEX_OK;
 }
 
-/* The attempt failed with err: schedule the next one or dead-letter it, then ack. */
+/* What the entries of one transaction came to, counted once it committed. */
+struct tally {
+	long applied, duplicates, retried, dead;
+};
+
+static void count(struct event_consumer *c, const struct tally *t)
+{
+	if (c->stats == NULL)
+		return;
+	atomic_fetch_add(&c->stats->applied, t->applied);
+	atomic_fetch_add(&c->stats->duplicates, t->duplicates);
+	atomic_fetch_add(&c->stats->retried, t->retried);
+	atomic_fetch_add(&c->stats->dead, t->dead);
+}
+
+/* The attempt failed with err: schedules the next one or dead-letters the event. */
 static enum hex_status failed(struct event_consumer *c, const struct event_msg *m,
-                              enum hex_status why, const struct hex_err *err)
+                              enum hex_status why, const struct hex_err *err, struct tally *t)
 {
 	int64_t now = c->clock.ops->now_us(c->clock.self);
 	int64_t delay =
@@ -49,7 +64,6 @@ static enum hex_status failed(struct event_consumer *c, const struct event_msg *
 	enum hex_status st = c->inbox.ops->fail(c->inbox.self, c->name, m, text, now,
 	                                        delay < 0 ? 0 : now + delay * 1000, &dead);
 	if (st != HEX_OK) {
-		COUNT(c, stalled);
 		log_error("event_fail_unrecorded",
 		          "%s: attempt %d of event %s failed (%s) and could "
 		          "not be recorded; it stays pending",
@@ -57,18 +71,23 @@ static enum hex_status failed(struct event_consumer *c, const struct event_msg *
 		return st;
 	}
 	if (dead) {
-		COUNT(c, dead);
+		t->dead++;
 		log_error("event_dead_lettered", "%s: event %s dead-lettered after attempt %d: %s",
 		          c->name, m->event_id, m->attempt, text);
 	} else {
-		COUNT(c, retried);
+		t->retried++;
 		log_warn("event_retry", "%s: attempt %d of event %s failed: %s; next in %lld ms",
 		         c->name, m->attempt, m->event_id, text, (long long)delay);
 	}
-	return ack(c, m);
+	return HEX_OK;
 }
 
-enum hex_status event_consumer_handle(struct event_consumer *c, struct event_msg *m)
+/*
+ * Runs m to its end in its own transaction (nested in a batch's, if one is open), without
+ * acknowledging it: applied, found applied before, scheduled again or dead-lettered.
+ * Anything else (the database is gone) is returned and m stays pending.
+ */
+static enum hex_status settle(struct event_consumer *c, struct event_msg *m, struct tally *t)
 {
 	struct hex_err err = {0};
 	if (m->event_id[0] == '\0') {
@@ -78,38 +97,86 @@ enum hex_status event_consumer_handle(struct event_consumer *c, struct event_msg
 		if (m->attempt < 1)
 			m->attempt = 1;
 		hex_fail(&err, HEX_INVALID, NULL, "the stream entry is malformed");
-		return failed(c, m, HEX_INVALID, &err);
+		return failed(c, m, HEX_INVALID, &err, t);
 	}
 	bool first = false;
 	enum hex_status st = c->inbox.ops->begin(c->inbox.self, c->name, m->event_id, &first);
-	if (st != HEX_OK) {
-		COUNT(c, stalled);
+	if (st != HEX_OK)
 		return st;
-	}
 	if (!first) {
-		COUNT(c, duplicates);
-		return ack(c, m);
+		t->duplicates++;
+		return HEX_OK;
 	}
 	st = c->handle(c->handler_ctx, m, &err);
 	if (st == HEX_OK && (st = c->inbox.ops->commit(c->inbox.self)) != HEX_OK)
 		hex_fail(&err, st, NULL, "the commit failed");
 	if (st != HEX_OK) {
 		c->inbox.ops->rollback(c->inbox.self);
-		return failed(c, m, st, &err);
+		return failed(c, m, st, &err, t);
 	}
-	COUNT(c, applied);
+	t->applied++;
+	return HEX_OK;
+}
+
+enum hex_status event_consumer_handle(struct event_consumer *c, struct event_msg *m)
+{
+	struct tally t = {0};
+	enum hex_status st = settle(c, m, &t);
+	if (st != HEX_OK) {
+		COUNT(c, stalled);
+		return st;
+	}
+	count(c, &t);
 	return ack(c, m);
 }
 
-/* Handles every entry of b in order; stops at the first that stays pending. */
-static enum hex_status handle_all(struct event_consumer *c, struct event_batch *b, int *handled)
+/* Handles every entry of b in order, each in its own transaction; stops at the first
+ * that stays pending. */
+static enum hex_status handle_each(struct event_consumer *c, struct event_batch *b, int *handled)
 {
-	for (int i = 0; i < b->n; i++) {
+	for (int i = *handled; i < b->n; i++) {
 		enum hex_status st = event_consumer_handle(c, &b->items[i]);
 		if (st != HEX_OK)
 			return st;
 		(*handled)++;
 	}
+	return HEX_OK;
+}
+
+/*
+ * Handles b in one batch transaction when the inbox has them: one commit (one flush to
+ * disk) for the whole batch instead of one per event, and the acknowledgements after it.
+ * A batch that cannot commit (an event whose effects the database refuses only at commit)
+ * is run again one event at a time, so that one bad event cannot hold the others back.
+ */
+static enum hex_status handle_all(struct event_consumer *c, struct event_batch *b, int *handled)
+{
+	*handled = 0;
+	if (c->inbox.ops->batch_begin == NULL || b->n < 2)
+		return handle_each(c, b, handled);
+	enum hex_status st = c->inbox.ops->batch_begin(c->inbox.self);
+	struct tally t = {0};
+	for (int i = 0; st == HEX_OK && i < b->n; i++)
+		st = settle(c, &b->items[i], &t);
+	if (st == HEX_OK)
+		st = c->inbox.ops->batch_commit(c->inbox.self);
+	else
+		c->inbox.ops->batch_rollback(c->inbox.self);
+	if (st == HEX_UNAVAILABLE) {
+		COUNT(c, stalled);
+		return st;
+	}
+	if (st != HEX_OK) {
+		log_warn("event_batch_failed",
+		         "%s: a batch of %d events did not commit (%s); "
+		         "running them one at a time",
+		         c->name, b->n, hex_status_name(st));
+		return handle_each(c, b, handled);
+	}
+	count(c, &t);
+	for (int i = 0; i < b->n; i++)
+		ack(c, &b->items[i]);
+	*handled = b->n;
 	return HEX_OK;
 }
 
@@ -123,14 +190,16 @@ enum hex_status event_consumer_poll(struct event_consumer *c, int *handled)
 		log_info("event_claimed", "%s: took over %d idle events", c->name, b->n);
 		st = handle_all(c, b, handled);
 	}
+	int claimed = *handled;
 	event_batch_clear(b);
 	if (st == HEX_OK) {
 		/* Do not wait for new entries when idle ones kept us busy. */
-		int block = *handled > 0 ? 0 : c->block_ms;
 		st = c->stream.ops->read(c->stream.self, c->topic, c->name, c->member, c->batch,
-		                         block, b);
+		                         claimed > 0 ? 0 : c->block_ms, b);
+		int fresh = 0;
 		if (st == HEX_OK)
-			st = handle_all(c, b, handled);
+			st = handle_all(c, b, &fresh);
+		*handled = claimed + fresh;
 		event_batch_clear(b);
 	}
 	free(b);

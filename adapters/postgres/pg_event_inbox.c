@@ -224,7 +224,16 @@ out:
 	return st;
 }
 
+/* A batch is the outer transaction: each event's own begin() becomes a savepoint in it. */
+static enum hex_status pg_event_inbox_batch_begin(void *self)
+{
+	return pg_conn_begin(self);
+}
+
 static const struct event_inbox_ops pg_event_inbox_ops = {
+    .batch_begin = pg_event_inbox_batch_begin,
+    .batch_commit = pg_event_inbox_commit,
+    .batch_rollback = pg_event_inbox_rollback,
     .begin = pg_event_inbox_begin,
     .commit = pg_event_inbox_commit,
     .rollback = pg_event_inbox_rollback,

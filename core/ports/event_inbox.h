@@ -13,6 +13,15 @@
 
 struct event_inbox_ops {
 	/*
+	 * Optional (NULL: every event commits alone). A batch is one transaction around the
+	 * transactions of several events, which then nest inside it: their effects and
+	 * records, and the failures recorded by fail(), all become durable at batch_commit()
+	 * (one commit, one flush to disk) or not at all.
+	 */
+	enum hex_status (*batch_begin)(void *self);
+	enum hex_status (*batch_commit)(void *self);
+	void (*batch_rollback)(void *self);
+	/*
 	 * Begins the transaction and records (consumer, event_id). When the pair was recorded
 	 * before (the event was applied already) *first is false and the transaction is over;
 	 * else the caller's repositories run inside it (on the same session) until commit()

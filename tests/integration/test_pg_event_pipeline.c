@@ -628,6 +628,40 @@ static void test_a_second_member_waits_for_the_first(void **state)
 	assert_int_equal(scalar("SELECT count(*) FROM processed_events"), 2);
 }
 
+/* A batch: several events' transactions and failures nested in one commit. */
+static void test_a_batch_commits_its_events_and_failures_together(void **state)
+{
+	for (int round = 0; round < 2; round++) {
+		bool commit = round == 1; /* first rolled back, then committed */
+		assert_int_equal(inbox.ops->batch_begin(inbox.self), HEX_OK);
+		assert_true(begin_ok(&inbox, "ledger", "evt_b1"));
+		assert_int_equal(inbox.ops->commit(inbox.self), HEX_OK);
+		assert_true(begin_ok(&inbox, "ledger", "evt_b2"));
+		inbox.ops->rollback(inbox.self); /* its handler failed */
+		struct event_msg m = msg_of("evt_b2", 1, PAYLOAD);
+		bool dead = true;
+		assert_int_equal(
+		    (inbox.ops->fail)(inbox.self, "ledger", &m, "no funds", T0, T0 + SEC, &dead),
+		    HEX_OK);
+		assert_false(dead);
+		assert_int_equal(pg_conn_depth(conn), 1); /* still inside the batch */
+		/* Nothing is visible to others before the batch commits. */
+		assert_int_equal(scalar("SELECT count(*) FROM processed_events"), 0);
+		if (commit) {
+			assert_int_equal(inbox.ops->batch_commit(inbox.self), HEX_OK);
+		} else {
+			inbox.ops->batch_rollback(inbox.self);
+		}
+		assert_int_equal(pg_conn_depth(conn), 0);
+		assert_int_equal(scalar("SELECT count(*) FROM processed_events"), commit ? 1 : 0);
+		assert_int_equal(scalar("SELECT count(*) FROM event_failures"), commit ? 1 : 0);
+		assert_int_equal(scalar("SELECT count(*) FROM outbox WHERE consumer = 'ledger'"),
+		                 commit ? 1 : 0);
+	}
+	/* Applied once: the next begin says so. */
+	assert_false(begin_ok(&inbox, "ledger", "evt_b1"));
+}
+
 static void test_fail_with_a_retry_schedules_the_next_attempt(void **state)
 {
 	struct event_msg m = msg_of("evt_r", 1, PAYLOAD);
@@ -1030,6 +1064,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_claim_takes_due_rows_oldest_first, setup),
+	    cmocka_unit_test_setup(test_a_batch_commits_its_events_and_failures_together, setup),
 	    cmocka_unit_test_setup(test_claim_limit_out_of_range_is_invalid, setup),
 	    cmocka_unit_test_setup(test_release_leaves_rows_for_the_next_claim, setup),
 	    cmocka_unit_test_setup(test_a_held_claim_is_skipped_not_waited_for, setup),

@@ -772,6 +772,105 @@ static void poll_takes_at_most_a_batch_per_call(void **state)
 
 /* ---- the dead-letter service ---- */
 
+/* ---- batches: one transaction around a poll's entries ---- */
+
+static void batch_port(struct consumer_fx *fx)
+{
+	fx->c.inbox = fake_inbox_batch_port(&fx->inbox, &fx->log);
+}
+
+static void push_three(struct consumer_fx *fx)
+{
+	fake_stream_push(&fx->stream, false, "1-0", "evt_a", 1, PAYLOAD_A);
+	fake_stream_push(&fx->stream, false, "2-0", "evt_b", 1, PAYLOAD_B);
+	fake_stream_push(&fx->stream, false, "3-0", "evt_c", 1, PAYLOAD_C);
+}
+
+static void batch_commits_once_then_acks_every_entry(void **state)
+{
+	struct consumer_fx *fx = *state;
+	batch_port(fx);
+	push_three(fx);
+	int handled;
+	assert_int_equal(poll(fx, &handled), HEX_OK);
+	assert_int_equal(handled, 3);
+	/* One commit for the three; no acknowledgement before it. */
+	assert_int_equal(fake_calls(&fx->inbox.base, "batch_begin"), 1);
+	assert_int_equal(fake_calls(&fx->inbox.base, "batch_commit"), 1);
+	assert_true(fake_log_has(&fx->log, "inbox.begin handler.run inbox.commit inbox.begin "
+	                                   "handler.run inbox.commit inbox.begin handler.run "
+	                                   "inbox.commit inbox.batch_commit stream.ack stream.ack "
+	                                   "stream.ack"));
+	assert_true(fake_inbox_applied(&fx->inbox, "ledger", "evt_c"));
+	assert_stats(fx, 3, 0, 0, 0, 0);
+}
+
+static void batch_keeps_a_failed_event_apart_from_the_others(void **state)
+{
+	struct consumer_fx *fx = *state;
+	batch_port(fx);
+	script_answers(&fx->script, HEX_OK, NULL);
+	script_answers(&fx->script, HEX_CONFLICT, "insufficient funds");
+	push_three(fx);
+	int handled;
+	assert_int_equal(poll(fx, &handled), HEX_OK);
+	assert_int_equal(handled, 3);
+	assert_true(fake_inbox_applied(&fx->inbox, "ledger", "evt_a"));
+	assert_false(fake_inbox_applied(&fx->inbox, "ledger", "evt_b"));
+	assert_true(fake_inbox_applied(&fx->inbox, "ledger", "evt_c"));
+	/* The failure is recorded in the batch, with the retry scheduled. */
+	const struct fake_inbox_failure *f = fake_inbox_last_failure(&fx->inbox);
+	assert_non_null(f);
+	assert_string_equal(f->event_id, "evt_b");
+	assert_true(f->retry_at_us > T0_US);
+	assert_int_equal(fx->stream.nacked, 3);
+	assert_stats(fx, 2, 0, 1, 0, 0);
+}
+
+static void batch_that_cannot_commit_runs_one_event_at_a_time(void **state)
+{
+	struct consumer_fx *fx = *state;
+	batch_port(fx);
+	fake_fail_next(&fx->inbox.base, "batch_commit", HEX_INTERNAL);
+	push_three(fx);
+	int handled;
+	assert_int_equal(poll(fx, &handled), HEX_OK);
+	assert_int_equal(handled, 3);
+	/* The batch's work was undone, then each event ran again in its own transaction. */
+	assert_int_equal(fx->script.calls, 6);
+	assert_int_equal(fx->inbox.napplied, 3);
+	assert_int_equal(fx->stream.nacked, 3);
+	assert_stats(fx, 3, 0, 0, 0, 0);
+}
+
+static void batch_on_a_database_gone_acks_nothing(void **state)
+{
+	struct consumer_fx *fx = *state;
+	batch_port(fx);
+	fake_fail_next(&fx->inbox.base, "batch_commit", HEX_UNAVAILABLE);
+	push_three(fx);
+	int handled;
+	assert_int_equal(poll(fx, &handled), HEX_UNAVAILABLE);
+	assert_int_equal(handled, 0);
+	assert_int_equal(fx->inbox.napplied, 0);
+	assert_int_equal(fx->stream.nacked, 0);
+	assert_stats(fx, 0, 0, 0, 0, 1);
+
+	/* The second event's failure cannot be recorded: the first one, applied in the same
+	 * batch, is undone and not acknowledged either; both stay pending. */
+	fx->script.calls = 0;
+	script_answers(&fx->script, HEX_OK, NULL);
+	script_answers(&fx->script, HEX_CONFLICT, "conflict");
+	fake_fail_next(&fx->inbox.base, "fail", HEX_UNAVAILABLE);
+	fake_stream_push(&fx->stream, false, "4-0", "evt_d", 1, PAYLOAD_A);
+	fake_stream_push(&fx->stream, false, "5-0", "evt_e", 1, PAYLOAD_B);
+	assert_int_equal(poll(fx, &handled), HEX_UNAVAILABLE);
+	assert_int_equal(fake_calls(&fx->inbox.base, "batch_rollback"), 1);
+	assert_false(fake_inbox_applied(&fx->inbox, "ledger", "evt_d"));
+	assert_false(fake_stream_acked(&fx->stream, "4-0"));
+	assert_int_equal(fx->stream.nacked, 0);
+}
+
 struct dlq_fx {
 	struct fake_log log;
 	struct fake_clock clock;
@@ -1096,6 +1195,10 @@ int main(void)
 	    CONSUMER(poll_reads_nothing_new_after_a_stalled_idle_entry),
 	    CONSUMER(poll_returns_a_stream_failure),
 	    CONSUMER(poll_takes_at_most_a_batch_per_call),
+	    CONSUMER(batch_commits_once_then_acks_every_entry),
+	    CONSUMER(batch_keeps_a_failed_event_apart_from_the_others),
+	    CONSUMER(batch_that_cannot_commit_runs_one_event_at_a_time),
+	    CONSUMER(batch_on_a_database_gone_acks_nothing),
 	    DLQ(dlq_list_checks_limit_and_cursor),
 	    DLQ(dlq_list_walks_newest_first_with_a_cursor),
 	    DLQ(dlq_list_reports_a_store_that_is_down),

@@ -364,8 +364,18 @@ struct event_stream fake_stream_port(struct fake_stream *s, struct fake_log *log
 
 /* ---- event_inbox ---- */
 
-enum { INBOX_BEGIN, INBOX_COMMIT, INBOX_ROLLBACK, INBOX_FAIL, INBOX_NOPS };
-static const char *const inbox_ops[INBOX_NOPS] = {"begin", "commit", "rollback", "fail"};
+enum {
+	INBOX_BEGIN,
+	INBOX_COMMIT,
+	INBOX_ROLLBACK,
+	INBOX_FAIL,
+	INBOX_BATCH_BEGIN,
+	INBOX_BATCH_COMMIT,
+	INBOX_BATCH_ROLLBACK,
+	INBOX_NOPS
+};
+static const char *const inbox_ops[INBOX_NOPS] = {
+    "begin", "commit", "rollback", "fail", "batch_begin", "batch_commit", "batch_rollback"};
 
 static void pair_set(struct fake_inbox_pair *p, const char *consumer, const char *event_id)
 {
@@ -468,7 +478,59 @@ static enum hex_status inbox_fail(void *self, const char *consumer, const struct
 	return HEX_OK;
 }
 
+static enum hex_status inbox_batch_begin(void *self)
+{
+	struct fake_inbox *i = self;
+	enum hex_status st = enter(&i->base, INBOX_BATCH_BEGIN);
+	if (i->in_batch || i->in_txn)
+		die("inbox.batch_begin", "a transaction is already open");
+	if (st != HEX_OK)
+		return st;
+	i->in_batch = true;
+	i->batch_napplied = i->napplied;
+	i->batch_nfailures = i->nfailures;
+	return HEX_OK;
+}
+
+static void batch_undo(struct fake_inbox *i)
+{
+	i->napplied = i->batch_napplied;
+	i->nfailures = i->batch_nfailures;
+	i->in_batch = false;
+}
+
+static enum hex_status inbox_batch_commit(void *self)
+{
+	struct fake_inbox *i = self;
+	enum hex_status st = enter(&i->base, INBOX_BATCH_COMMIT);
+	if (!i->in_batch || i->in_txn)
+		die("inbox.batch_commit", "no batch open, or an attempt still open in it");
+	if (st != HEX_OK)
+		batch_undo(i); /* a failed commit is a rollback */
+	i->in_batch = false;
+	return st;
+}
+
+static void inbox_batch_rollback(void *self)
+{
+	struct fake_inbox *i = self;
+	(void)enter(&i->base, INBOX_BATCH_ROLLBACK);
+	if (!i->in_batch || i->in_txn)
+		die("inbox.batch_rollback", "no batch open, or an attempt still open in it");
+	batch_undo(i);
+}
+
 static const struct event_inbox_ops inbox_port_ops = {
+    .begin = inbox_begin,
+    .commit = inbox_commit,
+    .rollback = inbox_rollback,
+    .fail = inbox_fail,
+};
+
+static const struct event_inbox_ops inbox_batch_port_ops = {
+    .batch_begin = inbox_batch_begin,
+    .batch_commit = inbox_batch_commit,
+    .batch_rollback = inbox_batch_rollback,
     .begin = inbox_begin,
     .commit = inbox_commit,
     .rollback = inbox_rollback,
@@ -479,6 +541,12 @@ struct event_inbox fake_inbox_port(struct fake_inbox *i, struct fake_log *log)
 {
 	base_init(&i->base, "inbox", inbox_ops, INBOX_NOPS, log);
 	return (struct event_inbox){.ops = &inbox_port_ops, .self = i};
+}
+
+struct event_inbox fake_inbox_batch_port(struct fake_inbox *i, struct fake_log *log)
+{
+	base_init(&i->base, "inbox", inbox_ops, INBOX_NOPS, log);
+	return (struct event_inbox){.ops = &inbox_batch_port_ops, .self = i};
 }
 
 /* ---- dead_letter_repo ---- */

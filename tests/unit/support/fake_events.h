@@ -122,9 +122,14 @@ struct fake_inbox {
 	struct fake_inbox_failure failures[FAKE_EVENT_ROWS]; /* fail() calls recorded */
 	int nfailures;
 	bool in_txn;
-	struct fake_inbox_pair txn; /* the pair the open transaction records */
+	struct fake_inbox_pair txn;          /* the pair the open transaction records */
+	bool in_batch;                       /* batch ports only: a batch transaction is open */
+	int batch_napplied, batch_nfailures; /* what a batch rollback goes back to */
 };
 struct event_inbox fake_inbox_port(struct fake_inbox *i, struct fake_log *log);
+/* The same with the batch ops (batch_begin, batch_commit, batch_rollback): a batch
+ * rollback forgets what was applied and failed inside it. */
+struct event_inbox fake_inbox_batch_port(struct fake_inbox *i, struct fake_log *log);
 /* Records (consumer, event_id) as applied without counting a call (set-up). */
 void fake_inbox_mark_applied(struct fake_inbox *i, const char *consumer, const char *event_id);
 bool fake_inbox_applied(const struct fake_inbox *i, const char *consumer, const char *event_id);
