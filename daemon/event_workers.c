@@ -319,6 +319,9 @@ struct event_workers *event_workers_start(struct app *app)
 			goto fail;
 		}
 		t->started = true;
+		char name[16]; /* what top and perf show */
+		snprintf(name, sizeof name, "hex-%s", i == 0 ? "relay" : t->def->name);
+		pthread_setname_np(t->tid, name);
 	}
 	registered = w;
 	static bool collector_added;

@@ -169,8 +169,19 @@ static enum hex_status group_info_get(struct redis_conn *c, const char *key, con
                                       struct group_info *out)
 {
 	memset(out, 0, sizeof *out);
+	/* Asked first: XINFO on a missing key is an error reply, which is logged as one. */
+	const char *exists[] = {"EXISTS", key};
+	redisReply *r = redis_conn_command_argv(c, (int)COUNT_OF(exists), exists, NULL);
+	if (r == NULL)
+		return null_reply_status(c) == HEX_INTERNAL
+		           ? internal("group info", key, "EXISTS answered an error")
+		           : HEX_UNAVAILABLE;
+	bool missing = reply_is(r, REDIS_REPLY_INTEGER) && r->integer == 0;
+	freeReplyObject(r);
+	if (missing)
+		return HEX_OK;
 	const char *argv[] = {"XINFO", "GROUPS", key};
-	redisReply *r = redis_conn_command_argv(c, (int)COUNT_OF(argv), argv, NULL);
+	r = redis_conn_command_argv(c, (int)COUNT_OF(argv), argv, NULL);
 	enum hex_status st = HEX_OK;
 	if (r == NULL) {
 		/* The error reply of a missing key ("no such key"). */
