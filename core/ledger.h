@@ -86,6 +86,16 @@ struct ledger_entry_page {
 	bool has_more;
 };
 
+/*
+ * One page of every account, system accounts first (by kind, then currency), then wallets
+ * (by owner, then currency); the next cursor is the last account's id.
+ */
+struct ledger_account_page {
+	struct ledger_account items[HEX_LIST_MAX];
+	int count;
+	bool has_more;
+};
+
 /* An account whose stored balance differs from the sum of its entries. */
 struct ledger_mismatch {
 	char account_id[HEX_ID_LEN + 1];

@@ -144,8 +144,10 @@ static bool same_transfer(const struct ledger_txn *posted, const struct ledger_t
 enum hex_status ledger_service_transfer(struct ledger_service *s, const char *from_user,
                                         const char *to_user, int64_t amount, const char *currency,
                                         const char *client_key, struct ledger_txn *out,
-                                        struct hex_err *err)
+                                        bool *replayed, struct hex_err *err)
 {
+	if (replayed != NULL)
+		*replayed = false;
 	enum hex_status st;
 	if ((st = id_check(from_user, "from", err)) != HEX_OK ||
 	    (st = id_check(to_user, "to", err)) != HEX_OK ||
@@ -169,6 +171,8 @@ enum hex_status ledger_service_transfer(struct ledger_service *s, const char *fr
 	bool dup = false;
 	if ((st = ledger_service_post(s, &t, out, &dup, err)) != HEX_OK)
 		return st;
+	if (replayed != NULL)
+		*replayed = dup;
 	if (dup && !same_transfer(out, &t)) {
 		st = hex_fail(err, HEX_CONFLICT, "idempotency_key",
 		              "this Idempotency-Key was already used for another transfer");
@@ -201,6 +205,39 @@ enum hex_status ledger_service_entries(struct ledger_service *s, const char *use
 		return hex_fail(err, HEX_INVALID, "cursor", "cursor is not valid");
 	st = s->repo.ops->entries(s->repo.self, user_id, limit, before_id, out);
 	return st == HEX_OK ? HEX_OK : hex_store_failed(st, "user", err);
+}
+
+enum hex_status ledger_service_accounts(struct ledger_service *s, int limit, const char *after_id,
+                                        struct ledger_account_page *out, struct hex_err *err)
+{
+	memset(out, 0, sizeof *out);
+	if (limit < 1 || limit > HEX_LIST_MAX)
+		return hex_fail(err, HEX_INVALID, "limit", "limit must be 1 to %d", HEX_LIST_MAX);
+	if (after_id == NULL)
+		after_id = "";
+	if (after_id[0] != '\0' && !user_id_valid(after_id))
+		return hex_fail(err, HEX_INVALID, "cursor", "cursor is not valid");
+	enum hex_status st = s->repo.ops->accounts(s->repo.self, limit, after_id, out);
+	/* Accounts are never deleted: an unknown one was never handed out as a cursor. */
+	if (st == HEX_NOT_FOUND)
+		return hex_fail(err, HEX_INVALID, "cursor", "cursor is not valid");
+	return st == HEX_OK ? HEX_OK : hex_store_failed(st, "account", err);
+}
+
+enum hex_status ledger_service_account_entries(struct ledger_service *s, const char *account_id,
+                                               int limit, int64_t before_id,
+                                               struct ledger_entry_page *out, struct hex_err *err)
+{
+	memset(out, 0, sizeof *out);
+	enum hex_status st = id_check(account_id, "account_id", err);
+	if (st != HEX_OK)
+		return st;
+	if (limit < 1 || limit > HEX_LIST_MAX)
+		return hex_fail(err, HEX_INVALID, "limit", "limit must be 1 to %d", HEX_LIST_MAX);
+	if (before_id < 0)
+		return hex_fail(err, HEX_INVALID, "cursor", "cursor is not valid");
+	st = s->repo.ops->account_entries(s->repo.self, account_id, limit, before_id, out);
+	return st == HEX_OK ? HEX_OK : hex_store_failed(st, "account", err);
 }
 
 enum hex_status ledger_service_verify(struct ledger_service *s, struct ledger_verify_report *out,

@@ -51,11 +51,12 @@ enum hex_status ledger_service_refund(struct ledger_service *s, const char *refu
  * nothing more. HEX_INVALID for the same user twice (field "to"), a bad amount or
  * currency; HEX_CONFLICT "insufficient_funds" when from_user's wallet would go negative, and
  * HEX_CONFLICT "idempotency_key_reused" when client_key moved other money before.
+ * *replayed (may be NULL) says the key had moved this money before: out is that transfer.
  */
 enum hex_status ledger_service_transfer(struct ledger_service *s, const char *from_user,
                                         const char *to_user, int64_t amount, const char *currency,
                                         const char *client_key, struct ledger_txn *out,
-                                        struct hex_err *err) HEX_MUST_CHECK;
+                                        bool *replayed, struct hex_err *err) HEX_MUST_CHECK;
 
 enum hex_status ledger_service_balances(struct ledger_service *s, const char *user_id,
                                         struct ledger_balances *out,
@@ -65,6 +66,25 @@ enum hex_status ledger_service_balances(struct ledger_service *s, const char *us
 enum hex_status ledger_service_entries(struct ledger_service *s, const char *user_id, int limit,
                                        int64_t before_id, struct ledger_entry_page *out,
                                        struct hex_err *err) HEX_MUST_CHECK;
+
+/*
+ * An operator's view of the books: one page of every account (see struct
+ * ledger_account_page); after_id NULL or "" for the first page, else the previous page's
+ * last id. HEX_INVALID names "limit" or "cursor" (an after_id that names no account).
+ */
+enum hex_status ledger_service_accounts(struct ledger_service *s, int limit, const char *after_id,
+                                        struct ledger_account_page *out,
+                                        struct hex_err *err) HEX_MUST_CHECK;
+
+/*
+ * One page of the entries of any account (a wallet or a system account), newest first;
+ * before_id 0 or the previous page's last. HEX_INVALID names "account_id" (not a UUID),
+ * "limit" or "cursor"; HEX_NOT_FOUND "account not found".
+ */
+enum hex_status ledger_service_account_entries(struct ledger_service *s, const char *account_id,
+                                               int limit, int64_t before_id,
+                                               struct ledger_entry_page *out,
+                                               struct hex_err *err) HEX_MUST_CHECK;
 
 /* Recomputes the books; out->ok false (and a log_error) when anything disagrees. */
 enum hex_status ledger_service_verify(struct ledger_service *s, struct ledger_verify_report *out,

@@ -1,6 +1,7 @@
 /* logger.c: leveled one-line logs, JSON or text, with the thread's request context. */
 #include "core/logger.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -72,6 +73,55 @@ static void fields_as_text(const char *fields, char *out, size_t n)
 		}
 	}
 	out[o] = '\0';
+}
+
+/* Writers take the read side, so taps run in parallel on every thread that logs;
+ * adding and removing take the write side, which waits for running taps. */
+static pthread_rwlock_t tap_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct {
+	logger_tap_fn fn;
+	void *arg;
+} taps[LOGGER_TAPS_MAX];
+static atomic_int tap_count;
+
+int logger_tap_add(logger_tap_fn fn, void *arg)
+{
+	int id = -1;
+	pthread_rwlock_wrlock(&tap_lock);
+	for (int i = 0; i < LOGGER_TAPS_MAX && id < 0; i++) {
+		if (taps[i].fn == NULL) {
+			taps[i].fn = fn;
+			taps[i].arg = arg;
+			id = i;
+			atomic_fetch_add(&tap_count, 1);
+		}
+	}
+	pthread_rwlock_unlock(&tap_lock);
+	return id;
+}
+
+void logger_tap_remove(int id)
+{
+	if (id < 0 || id >= LOGGER_TAPS_MAX)
+		return;
+	pthread_rwlock_wrlock(&tap_lock);
+	if (taps[id].fn != NULL) {
+		taps[id].fn = NULL;
+		taps[id].arg = NULL;
+		atomic_fetch_sub(&tap_count, 1);
+	}
+	pthread_rwlock_unlock(&tap_lock);
+}
+
+static void run_taps(const char *line, size_t len)
+{
+	if (atomic_load_explicit(&tap_count, memory_order_relaxed) == 0)
+		return;
+	pthread_rwlock_rdlock(&tap_lock);
+	for (int i = 0; i < LOGGER_TAPS_MAX; i++)
+		if (taps[i].fn != NULL)
+			taps[i].fn(line, len, taps[i].arg);
+	pthread_rwlock_unlock(&tap_lock);
 }
 
 #define THREAD_BUFFER 16384
@@ -174,6 +224,7 @@ static void emit(enum logger_level lvl, const char *event, const char *fields, c
 		put_pair(&b, ",\"msg\":\"", msg != NULL ? esc : NULL, "\"");
 		put(&b, "}");
 	}
+	run_taps(line, b.len);
 	line[b.len++] = '\n';
 	line[b.len] = '\0';
 	if (!buffered) {

@@ -37,6 +37,20 @@ void logger_write_fields(enum logger_level lvl, const char *event, const char *f
 void logger_write_fields_buffered(enum logger_level lvl, const char *event, const char *fields);
 void logger_flush(void);
 
+/*
+ * Taps: callbacks that receive every line written (JSON or text, as configured, without
+ * its newline), on the thread that writes it, at the time it is written (buffered lines
+ * too). A tap must return quickly, must not block and must not log. While no tap is
+ * registered a line costs one atomic load more. At most LOGGER_TAPS_MAX at once.
+ */
+#define LOGGER_TAPS_MAX 4
+typedef void (*logger_tap_fn)(const char *line, size_t len, void *arg);
+/* Registers fn; returns its id, or -1 if every slot is taken. */
+int logger_tap_add(logger_tap_fn fn, void *arg);
+/* Unregisters a tap; when it returns, fn runs nowhere and will not run again. Must not
+ * be called from a tap, nor while holding a lock a tap takes. id -1 is ignored. */
+void logger_tap_remove(int id);
+
 /* Appends s to buf (size n) as JSON string contents (escaped, no quotes). */
 void logger_json_escape(char *buf, size_t n, const char *s);
 

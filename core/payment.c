@@ -100,6 +100,11 @@ bool payment_status_advances(enum payment_status from, enum payment_status to)
 	       to > from;
 }
 
+bool payment_status_unsettled(enum payment_status s)
+{
+	return s == PAYMENT_REQUIRES_PAYMENT_METHOD || s == PAYMENT_PROCESSING;
+}
+
 const char *payment_purpose_name(enum payment_purpose p)
 {
 	return name_of(purpose_names, COUNT(purpose_names), (int)p);

@@ -126,4 +126,29 @@ struct payment_page {
 	bool has_more; /* the next cursor is the last item's position */
 };
 
+/* ---- added with the admin port (issue 6) ---- */
+
+/* A payment that has not settled this long after it was made needs an operator's look. */
+#define PAYMENT_STUCK_AFTER_S 300
+
+/* Not settled: no money has moved yet and the buyer or the provider still has to act. */
+bool payment_status_unsettled(enum payment_status s);
+
+/* One of the provider's events as recorded about a payment. */
+struct payment_event_record {
+	char id[HEX_STRIPE_ID_MAX + 1];
+	char type[64];
+	int64_t created_at_us;  /* the event's own "created" */
+	int64_t received_at_us; /* when the webhook took it */
+};
+
+#define PAYMENT_EVENTS_MAX 50
+
+/* A payment's events, oldest first; has_more when there were more than fit. */
+struct payment_event_list {
+	struct payment_event_record items[PAYMENT_EVENTS_MAX];
+	int count;
+	bool has_more;
+};
+
 #endif

@@ -22,7 +22,8 @@ static enum hex_status repo_failed(enum hex_status st, struct hex_err *err)
 static void cache_forget(struct payment_service *s, const char *user_id)
 {
 	if (s->cache.ops != NULL)
-		(void)s->cache.ops->del(s->cache.self, user_id); /* the membership consumer redoes it */
+		(void)s->cache.ops->del(s->cache.self,
+		                        user_id); /* the membership consumer redoes it */
 }
 
 static void lower_id(const char *in, char out[HEX_ID_LEN + 1])
@@ -426,6 +427,33 @@ enum hex_status payment_service_list(struct payment_service *s, const char *call
 		return hex_fail(err, HEX_INVALID, "cursor", "cursor is not valid");
 
 	enum hex_status st = s->repo.ops->list(s->repo.self, &f, out);
+	return st == HEX_OK ? HEX_OK : repo_failed(st, err);
+}
+
+enum hex_status payment_service_stuck(struct payment_service *s, int limit,
+                                      struct payment_page *out, struct hex_err *err)
+{
+	out->count = 0;
+	out->has_more = false;
+	if (limit < 1 || limit > HEX_LIST_MAX)
+		return hex_fail(err, HEX_INVALID, "limit", "limit must be between 1 and %d",
+		                HEX_LIST_MAX);
+	int64_t before =
+	    s->clock.ops->now_us(s->clock.self) - PAYMENT_STUCK_AFTER_S * INT64_C(1000000);
+	enum hex_status st = s->repo.ops->stuck(s->repo.self, before, limit, out);
+	return st == HEX_OK ? HEX_OK : repo_failed(st, err);
+}
+
+enum hex_status payment_service_events(struct payment_service *s, const char *id,
+                                       struct payment_event_list *out, struct hex_err *err)
+{
+	out->count = 0;
+	out->has_more = false;
+	if (!payment_id_valid(id))
+		return hex_fail(err, HEX_NOT_FOUND, NULL, "payment not found");
+	char lower[HEX_ID_LEN + 1];
+	lower_id(id, lower);
+	enum hex_status st = s->repo.ops->events(s->repo.self, lower, out);
 	return st == HEX_OK ? HEX_OK : repo_failed(st, err);
 }
 

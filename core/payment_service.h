@@ -114,6 +114,21 @@ enum hex_status payment_service_list(struct payment_service *s, const char *call
                                      struct payment_page *out, struct hex_err *err) HEX_MUST_CHECK;
 
 /*
+ * For operators: up to limit (1..HEX_LIST_MAX, else HEX_INVALID "limit") payments not
+ * settled PAYMENT_STUCK_AFTER_S after they were made, oldest first.
+ */
+enum hex_status payment_service_stuck(struct payment_service *s, int limit,
+                                      struct payment_page *out, struct hex_err *err) HEX_MUST_CHECK;
+
+/*
+ * For operators: the provider's events about payment id, oldest first. HEX_NOT_FOUND for a
+ * malformed id (as payment_service_get); an id that names no payment has no events.
+ */
+enum hex_status payment_service_events(struct payment_service *s, const char *id,
+                                       struct payment_event_list *out,
+                                       struct hex_err *err) HEX_MUST_CHECK;
+
+/*
  * The old service's "membership_status_updated" hook: sets user_id's membership to status
  * ("member" or "free"). Idempotent on event_id (NULL: no idempotency; a duplicate: HEX_OK,
  * *duplicate true, nothing changes). The user's cache entry is deleted after a change.

@@ -6,7 +6,11 @@
 #ifndef HEX_SERVICES_H
 #define HEX_SERVICES_H
 
+#include "core/audit_service.h"
 #include "core/auth_service.h"
+#include "core/cache_service.h"
+#include "core/dead_letter_service.h"
+#include "core/event_lag_service.h"
 #include "core/ledger_service.h"
 #include "core/message_service.h"
 #include "core/payment_service.h"
@@ -30,6 +34,11 @@ struct hex_services {
 	struct readiness ready;
 	struct idempotency_store idempotency; /* first answers to Idempotency-Keys */
 	const struct hex_inbound_keys *keys;
+	/* What operators use through the admin port. */
+	struct dead_letter_service dead_letters;
+	struct event_lag_service events; /* stream: NULL ops without Redis */
+	struct audit_service audit;
+	struct cache_service cache; /* NULL ops without Redis */
 };
 
 #endif

@@ -36,6 +36,12 @@ struct user_filter {
 	int membership;                  /* -1 for any, else enum membership */
 	int limit;                       /* 1..HEX_LIST_MAX */
 	const struct user_cursor *after; /* NULL for the first page */
+	/*
+	 * Emails that contain this text, ignoring case (an operator's search), or NULL; not
+	 * with email. Taken literally: '%' and '_' are no wildcards.
+	 */
+	const char *email_contains;
+	bool newest_first; /* (created_at, id) descending; the cursor then walks backwards */
 };
 
 struct user_page {

@@ -107,6 +107,29 @@ enum hex_status user_service_delete(struct user_service *s, const char *id, stru
 	return st == HEX_OK ? HEX_OK : repo_failed(st, err);
 }
 
+/*
+ * A search text is part of an email: 1..HEX_EMAIL_MAX printable ASCII characters (emails
+ * hold nothing else), so that what reaches the repository can match something.
+ */
+static enum hex_status email_part_check(const struct user_filter *f, struct hex_err *err)
+{
+	if (f->email_contains == NULL)
+		return HEX_OK;
+	if (f->email != NULL)
+		return hex_fail(err, HEX_INVALID, "email_contains",
+		                "search by part of an email or by a whole one, not both");
+	size_t n = strlen(f->email_contains);
+	bool ok = n >= 1 && n <= HEX_EMAIL_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = f->email_contains[i] > 0x20 && f->email_contains[i] < 0x7f;
+	if (!ok)
+		return hex_fail(
+		    err, HEX_INVALID, "email_contains",
+		    "the search text must be 1 to %d printable characters without spaces",
+		    HEX_EMAIL_MAX);
+	return HEX_OK;
+}
+
 enum hex_status user_service_list(struct user_service *s, const struct user_filter *f,
                                   struct user_page *out, struct hex_err *err)
 {
@@ -115,13 +138,16 @@ enum hex_status user_service_list(struct user_service *s, const struct user_filt
 		                HEX_LIST_MAX);
 	struct user_filter norm = *f;
 	char email[HEX_EMAIL_MAX + 1];
+	enum hex_status st = email_part_check(f, err);
+	if (st != HEX_OK)
+		return st;
 	if (f->email != NULL) {
-		enum hex_status st = user_email_normalize(f->email, email, err);
+		st = user_email_normalize(f->email, email, err);
 		if (st != HEX_OK)
 			return st;
 		norm.email = email;
 	}
-	enum hex_status st = s->repo.ops->list(s->repo.self, &norm, out);
+	st = s->repo.ops->list(s->repo.self, &norm, out);
 	return st == HEX_OK ? HEX_OK : repo_failed(st, err);
 }
 

@@ -3,13 +3,18 @@
 
 #include "adapters/crypto/random_ids.h"
 #include "adapters/crypto/system_clock.h"
+#include "adapters/postgres/pg_audit_repo.h"
 #include "adapters/postgres/pg_conn.h"
+#include "adapters/postgres/pg_dead_letter_repo.h"
 #include "adapters/postgres/pg_idempotency_store.h"
 #include "adapters/postgres/pg_ledger_repo.h"
 #include "adapters/postgres/pg_message_repo.h"
+#include "adapters/postgres/pg_outbox_repo.h"
 #include "adapters/postgres/pg_payment_repo.h"
 #include "adapters/postgres/pg_refresh_repo.h"
 #include "adapters/postgres/pg_user_repo.h"
+#include "adapters/redis/redis_cache_admin.h"
+#include "adapters/redis/redis_event_stream.h"
 #include "adapters/redis/redis_rate_limiter.h"
 #include "adapters/redis/redis_url.h"
 #include "adapters/redis/redis_user_cache.h"
@@ -218,6 +223,29 @@ static enum hex_status pg_ready_check(void *self, struct hex_err *err)
 
 static const struct readiness_ops pg_readiness_ops = {.check = pg_ready_check};
 
+/* What operators use through the admin port; without Redis, what needs it has NULL ops. */
+static void wire_operator_services(struct worker_ctx *w)
+{
+	struct hex_services *s = &w->svc;
+	s->dead_letters = (struct dead_letter_service){
+	    .repo = pg_dead_letter_repo_port(w->pg),
+	    .clock = system_clock_port(),
+	};
+	s->events = (struct event_lag_service){
+	    .outbox = pg_outbox_repo_port(w->pg),
+	    .dead = s->dead_letters.repo,
+	    .clock = system_clock_port(),
+	};
+	s->audit = (struct audit_service){
+	    .repo = pg_audit_repo_port(w->pg),
+	    .clock = system_clock_port(),
+	};
+	if (w->redis != NULL) {
+		s->events.stream = redis_event_stream_port(w->redis);
+		s->cache.admin = redis_cache_admin_port(w->redis);
+	}
+}
+
 void *app_worker_new(void *arg, int index)
 {
 	struct app *app = arg;
@@ -299,6 +327,7 @@ void *app_worker_new(void *arg, int index)
 	s->keys = &app->keys;
 	s->idempotency = pg_idempotency_store_port(w->pg);
 	s->ready = (struct readiness){&pg_readiness_ops, w->pg};
+	wire_operator_services(w);
 	return w;
 }
 

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum config_type { T_STR, T_INT, T_LISTEN, T_ENUM, T_SECRET, T_BOOL };
+/* T_LISTEN_OPT: address:port or empty (off); T_SOCKET: a unix socket path or empty. */
+enum config_type { T_STR, T_INT, T_LISTEN, T_LISTEN_OPT, T_SOCKET, T_ENUM, T_SECRET, T_BOOL };
 
 struct config_entry {
 	const char *name; /* file key; the env variable is HEX_ + upper case */
@@ -29,10 +30,16 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
                          "address:port of the v1 REST listener"},
     [CFG_PAYMENTS_LISTEN] = {"payments_listen", T_LISTEN, "127.0.0.1:4242", 0, 0, NULL, 0,
                              "address:port of the v2 payments listener"},
-    [CFG_ADMIN_LISTEN] = {"admin_listen", T_LISTEN, "127.0.0.1:7070", 0, 0, NULL, 0,
-                          "address:port of the operators' admin port"},
+    [CFG_ADMIN_LISTEN] = {"admin_listen", T_LISTEN_OPT, "127.0.0.1:7070", 0, 0, NULL, 0,
+                          "address:port of the operators' admin port (TCP); empty = none"},
     [CFG_ADMIN_TOKEN] = {"admin_token", T_SECRET, "", 0, 0, NULL, 16,
-                         "shared secret of the admin port (at least 16 bytes)"},
+                         "shared secret of the admin port (at least 16 bytes); empty turns "
+                         "the admin port off"},
+    [CFG_ADMIN_SOCKET] = {"admin_socket", T_SOCKET, "", 0, 0, NULL, 0,
+                          "path of a unix socket (mode 0600) for the admin port; empty = none"},
+    [CFG_ADMIN_WORKERS] = {"admin_workers", T_INT, "2", 1, 64, NULL, 0,
+                           "threads running admin-port commands, each with its own database "
+                           "and Redis connection"},
     [CFG_JWT_SECRET] = {"jwt_secret", T_SECRET, "", 0, 0, NULL, 32,
                         "HS256 key for access and refresh tokens (at least 32 bytes, required)"},
     [CFG_JWT_ISSUER] = {"jwt_issuer", T_STR, "hex", 0, 0, NULL, 0,
@@ -80,7 +87,7 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
                         "one JSON log line per request (on|off)"},
     [CFG_METRICS] = {"metrics", T_BOOL, "on", 0, 0, NULL, 0,
                      "per-route request counters, latency histograms and windows (on|off)"},
-    [CFG_METRICS_LISTEN] = {"metrics_listen", T_STR, "", 0, 0, NULL, 0,
+    [CFG_METRICS_LISTEN] = {"metrics_listen", T_LISTEN_OPT, "", 0, 0, NULL, 0,
                             "address:port serving GET /metrics alone; empty = on the v1 "
                             "listener"},
     [CFG_MEMBERSHIP_API_KEY] = {"membership_api_key", T_SECRET, "", 0, 0, NULL, 16,
@@ -169,13 +176,9 @@ static char *trim(char *s)
 	return s;
 }
 
-static bool load_file(struct config *cfg, const char *path, char *msg, size_t msglen)
+/* The lines of f, named `path` in messages. */
+static bool load_stream(struct config *cfg, FILE *f, const char *path, char *msg, size_t msglen)
 {
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		snprintf(msg, msglen, "config file %s: %s", path, strerror(errno));
-		return false;
-	}
 	char line[4096];
 	int lineno = 0;
 	bool ok = true;
@@ -200,9 +203,38 @@ static bool load_file(struct config *cfg, const char *path, char *msg, size_t ms
 		}
 		set_value(cfg, k, val);
 	}
+	return ok;
+}
+
+static bool load_file(struct config *cfg, const char *path, char *msg, size_t msglen)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(msg, msglen, "config file %s: %s", path, strerror(errno));
+		return false;
+	}
+	bool ok = load_stream(cfg, f, path, msg, msglen);
 	fclose(f);
 	return ok;
 }
+
+/* The text read as a file would be, so that fuzzing it exercises the same code. */
+static bool load_text(struct config *cfg, const char *name, const char *text, size_t len, char *msg,
+                      size_t msglen)
+{
+	/* fmemopen() only reads from its buffer, whatever the mode string says. */
+	FILE *f = fmemopen((void *)text, len, "r");
+	if (f == NULL) {
+		snprintf(msg, msglen, "%s: %s", name, strerror(errno));
+		return false;
+	}
+	bool ok = load_stream(cfg, f, name, msg, msglen);
+	fclose(f);
+	return ok;
+}
+
+/* sizeof sockaddr_un.sun_path, less its NUL */
+#define SOCKET_PATH_MAX 107
 
 static bool valid_listen(const char *v)
 {
@@ -259,6 +291,20 @@ static bool check_value(int k, const char *v, char *msg, size_t msglen)
 			return false;
 		}
 		return true;
+	case T_LISTEN_OPT:
+		if (*v != '\0' && !valid_listen(v)) {
+			snprintf(msg, msglen, "%s: must be address:port or empty, got \"%s\"", env,
+			         v);
+			return false;
+		}
+		return true;
+	case T_SOCKET:
+		if (strlen(v) > SOCKET_PATH_MAX) {
+			snprintf(msg, msglen, "%s: must be a path of at most %d bytes", env,
+			         SOCKET_PATH_MAX);
+			return false;
+		}
+		return true;
 	case T_ENUM:
 		if (!enum_has(e->choices, v)) {
 			snprintf(msg, msglen, "%s: must be one of %s, got \"%s\"", env, e->choices,
@@ -280,22 +326,20 @@ static bool check_value(int k, const char *v, char *msg, size_t msglen)
 		}
 		return true;
 	case T_STR:
-		if (k == CFG_METRICS_LISTEN && *v != '\0' && !valid_listen(v)) {
-			snprintf(msg, msglen, "%s: must be address:port or empty, got \"%s\"", env,
-			         v);
-			return false;
-		}
 		return true;
 	}
 	return true;
 }
 
-bool config_load(struct config *cfg, const char *path, char *msg, size_t msglen)
+/* Defaults, then the file (by path or as text: one of them, or neither), then HEX_*. */
+static bool config_load_from(struct config *cfg, const char *path, const char *text, size_t len,
+                             char *msg, size_t msglen)
 {
 	memset(cfg, 0, sizeof *cfg);
 	for (int k = 0; k < CFG_KEY_COUNT; k++)
 		set_value(cfg, k, config_table[k].def);
-	if (path != NULL && !load_file(cfg, path, msg, msglen))
+	if (text != NULL ? !load_text(cfg, path, text, len, msg, msglen)
+	                 : path != NULL && !load_file(cfg, path, msg, msglen))
 		return false;
 	for (int k = 0; k < CFG_KEY_COUNT; k++) {
 		char env[64];
@@ -308,6 +352,17 @@ bool config_load(struct config *cfg, const char *path, char *msg, size_t msglen)
 		if (!check_value(k, cfg->values[k], msg, msglen))
 			return false;
 	return true;
+}
+
+bool config_load(struct config *cfg, const char *path, char *msg, size_t msglen)
+{
+	return config_load_from(cfg, path, NULL, 0, msg, msglen);
+}
+
+bool config_load_text(struct config *cfg, const char *name, const char *text, size_t len, char *msg,
+                      size_t msglen)
+{
+	return config_load_from(cfg, name, text != NULL ? text : "", len, msg, msglen);
 }
 
 void config_free(struct config *cfg)

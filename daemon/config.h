@@ -16,6 +16,8 @@ enum config_key {
 	CFG_PAYMENTS_LISTEN,
 	CFG_ADMIN_LISTEN,
 	CFG_ADMIN_TOKEN,
+	CFG_ADMIN_SOCKET,
+	CFG_ADMIN_WORKERS,
 	CFG_JWT_SECRET,
 	CFG_JWT_ISSUER,
 	CFG_ACCESS_TTL,
@@ -72,6 +74,14 @@ struct config {
  * key. On failure returns false and writes one line naming the key to msg.
  */
 bool config_load(struct config *cfg, const char *path, char *msg, size_t msglen);
+/*
+ * config_load() with the file's content given instead of its path: text (len bytes, no
+ * NUL needed at the end; NULL when len is 0) goes through the same line reader as a file,
+ * `name` standing for the path in messages. The seam tests/fuzz/fuzz_config.c drives.
+ * As after config_load(), cfg needs config_free() whatever the result.
+ */
+bool config_load_text(struct config *cfg, const char *name, const char *text, size_t len, char *msg,
+                      size_t msglen);
 void config_free(struct config *cfg);
 
 const char *config_str(const struct config *cfg, enum config_key k);

@@ -2,9 +2,11 @@
  * until a signal, then drain. */
 #include "daemon/commands.h"
 
+#include "adapters/admin/admin_server.h"
 #include "adapters/http/http_listen.h"
 #include "adapters/http/http_metrics.h"
 #include "core/logger.h"
+#include "daemon/admin_stats.h"
 #include "daemon/daemon_metrics.h"
 #include "daemon/event_workers.h"
 #include "daemon/listeners.h"
@@ -30,7 +32,9 @@ struct server {
 	int fds[LOOPS_MAX][LISTEN_COUNT]; /* one socket per loop and listener */
 	struct event *sig_term, *sig_int;
 	bool draining;
-	struct event_workers *events; /* the worker role */
+	struct event_workers *events;   /* the worker role */
+	struct worker_pool *admin_pool; /* the admin port's workers, when it is on */
+	struct admin_server *admin;
 };
 
 static bool has_role(const struct app *app, const char *role)
@@ -73,6 +77,18 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	         (int)sig, in_flight);
 	for (int i = 0; i < s->nloops; i++)
 		serve_loop_drain(s->loops[i]);
+	/*
+	 * The loops accept from duplicates of these sockets, so while ours stay open the
+	 * kernel keeps completing handshakes that nobody will ever answer. Closed, a new
+	 * connection is refused at once and a balancer in front (config/nginx.conf) sends
+	 * the request to another instance, even a POST, since this one never saw it.
+	 */
+	for (int i = 0; i < LOOPS_MAX; i++)
+		for (int l = 0; l < LISTEN_COUNT; l++)
+			if (s->fds[i][l] >= 0) {
+				close(s->fds[i][l]);
+				s->fds[i][l] = -1;
+			}
 }
 
 /* Each pool: its name, its size setting and how its threads start. */
@@ -131,6 +147,76 @@ static bool open_listeners(struct server *s, int nloops)
 	return true;
 }
 
+static bool admin_submit(void *self, admin_job_fn fn, void *job)
+{
+	return worker_pool_submit(self, fn, job);
+}
+
+static const struct admin_executor_ops admin_executor_ops = {.submit = admin_submit};
+
+/*
+ * The admin port (docs/ADMIN.md), in any role: on when HEX_ADMIN_TOKEN is set and there
+ * is an address or a socket. Its own workers, so that an operator's slow query never
+ * holds a request, and its own thread. False (with one line naming the key) stops
+ * start-up.
+ */
+static bool start_admin(struct server *s)
+{
+	struct config *cfg = &s->app->cfg;
+	const char *addr = config_str(cfg, CFG_ADMIN_LISTEN);
+	const char *path = config_str(cfg, CFG_ADMIN_SOCKET);
+	struct hex_err err = {0};
+	int fd = -1;
+	if (config_str(cfg, CFG_ADMIN_TOKEN)[0] == '\0' || (addr[0] == '\0' && path[0] == '\0'))
+		return true;
+	if (addr[0] != '\0' && (fd = http_listen_socket(addr, "admin_listen", false, &err)) < 0) {
+		fprintf(stderr, "hexd: HEX_ADMIN_LISTEN: %s\n", err.message);
+		return false;
+	}
+	int threads = (int)config_int(cfg, CFG_ADMIN_WORKERS);
+	/* At most one command per connection runs or waits: 64 places are enough. */
+	s->admin_pool =
+	    worker_pool_new("admin", threads, 64, app_worker_new, app_worker_free, s->app);
+	if (s->admin_pool == NULL) {
+		if (fd >= 0)
+			close(fd);
+		fprintf(stderr, "hexd: could not start the admin workers (see the log above)\n");
+		return false;
+	}
+	struct worker_pool *pools[POOL_COUNT + 1];
+	memcpy(pools, s->pools, sizeof s->pools);
+	pools[POOL_COUNT] = s->admin_pool;
+	struct admin_server_config c = {
+	    .listen_fd = fd,
+	    .socket_path = path,
+	    .token = config_str(cfg, CFG_ADMIN_TOKEN),
+	    .exec = {&admin_executor_ops, s->admin_pool},
+	    .process = admin_stats_process(config_str(cfg, CFG_ROLES), pools, POOL_COUNT + 1),
+	    .latency = http_metrics_latency,
+	};
+	s->admin = admin_server_start(&c, &err);
+	if (s->admin == NULL) {
+		fprintf(stderr, "hexd: %s: %s\n",
+		        err.field != NULL && strcmp(err.field, "socket_path") == 0
+		            ? "HEX_ADMIN_SOCKET"
+		            : "HEX_ADMIN_LISTEN",
+		        err.message);
+		return false;
+	}
+	log_info("admin_listening", "admin port on %s%s%s", addr[0] != '\0' ? addr : "",
+	         addr[0] != '\0' && path[0] != '\0' ? " and " : "", path);
+	return true;
+}
+
+/* Before the pools: a command still on an admin worker finishes first. */
+static void stop_admin(struct server *s)
+{
+	admin_server_stop(s->admin);
+	s->admin = NULL;
+	worker_pool_free(s->admin_pool);
+	s->admin_pool = NULL;
+}
+
 /* HEX_LOOPS=0: one loop per CPU core, at most 4 (beyond that the workers need them). */
 static int loop_count(struct app *app)
 {
@@ -184,7 +270,7 @@ int cmd_serve(struct app *app, int argc, char **argv)
 		fprintf(stderr, "hexd: could not start the workers (see the log above)\n");
 		goto out;
 	}
-	if (!start_loops(&s))
+	if (!start_admin(&s) || !start_loops(&s))
 		goto out;
 	if (has_role(app, "worker") && (s.events = event_workers_start(app)) == NULL &&
 	    config_str(&app->cfg, CFG_REDIS_URL)[0] != '\0')
@@ -221,6 +307,7 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	for (int i = 1; i <= s.nthreads; i++)
 		pthread_join(s.threads[i], NULL);
 out:
+	stop_admin(&s);
 	event_workers_stop(s.events);
 	if (rc == 0)
 		log_info("stopped", "hexd stopped");

@@ -19,6 +19,10 @@ HEX_PACKAGES=(
 	libncurses-dev libreadline-dev libcmocka-dev libssl-dev libcrypt-dev
 	postgresql-15 postgresql-client-15 redis-server
 	python3 curl ca-certificates procps iproute2 tmux
+	# tests/e2e/test_cluster.py and scripts/cluster.sh put nginx in front of hexd.
+	nginx-light
+	# tests/fuzz: libFuzzer's runtime is only a Recommends of clang, so it is named too.
+	clang libclang-rt-dev
 )
 
 HEX_SCRIPT=${HEX_SCRIPT:-$(basename "$0" .sh)}

@@ -3,8 +3,11 @@
 #
 # Installs missing Debian packages, starts a throwaway PostgreSQL 15 and Redis on
 # loopback (data in .hex/test/, wiped at start), builds build/ and build-asan/
-# (-DHEX_SANITIZE=ON), runs ctest in each, stops the servers, and ends with one line
-# `N passed, N failed` summed over both builds. Exit status 0 only if nothing failed.
+# (-DHEX_SANITIZE=ON) and the libFuzzer targets alone in build-fuzz/ (clang,
+# -DHEX_FUZZ=ON), runs ctest in each (the fuzz one fuzzes every target a few seconds and
+# replays its regression inputs: tests/fuzz/README.md), stops the servers, and ends with
+# one line `N passed, N failed` summed over the three builds. Exit status 0 only if
+# nothing failed.
 # A build that fails, or a build with no tests, counts as one failure.
 #
 # Environment: HEX_TEST_PG_PORT (25432), HEX_TEST_REDIS_PORT (26379),
@@ -61,6 +64,14 @@ run_ctest() {
 	REPORT+=("$dir: $((total - failed)) passed, $failed failed")
 }
 
+# Only the fuzz targets and the libraries they link are built: the rest of the tree is
+# covered by the two other builds, and instrumented code is slow to compile.
+build_fuzz() {
+	hex_say "building build-fuzz/ -DHEX_FUZZ=ON (clang, fuzz targets only)"
+	CC=clang cmake -S "$HEX_ROOT" -B "$HEX_ROOT/build-fuzz" -DHEX_FUZZ=ON 9>&- &&
+		cmake --build "$HEX_ROOT/build-fuzz" --target fuzz_all -j"$(nproc)" 9>&-
+}
+
 main() {
 	local started=$SECONDS
 	hex_init
@@ -83,12 +94,15 @@ main() {
 	else
 		count_failure "build-asan/: the build failed"
 	fi
+	local ok_fuzz=0
+	if build_fuzz; then ok_fuzz=1; else count_failure "build-fuzz/: the build failed"; fi
 
 	[ "$ok_build" = 1 ] && run_ctest build
 	if [ "$ok_asan" = 1 ]; then
 		ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 			UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest build-asan
 	fi
+	[ "$ok_fuzz" = 1 ] && run_ctest build-fuzz
 
 	# Stop the servers now so that the summary is the last thing printed.
 	hex_run_cleanups

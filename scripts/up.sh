@@ -98,7 +98,8 @@ print_banner() {
 hex is starting (hexd serve; gateway: $HEX_GATEWAY)
   API       $api
   payments  http://$HEX_PAYMENTS_LISTEN
-  admin     http://$HEX_ADMIN_LISTEN  (token: HEX_ADMIN_TOKEN in .hex/dev/secrets.env)
+  admin     $HEX_ADMIN_LISTEN  (hexctl; token: HEX_ADMIN_TOKEN in .hex/dev/secrets.env:
+            set -a; . .hex/dev/secrets.env; set +a; build/bin/hexctl)
   data      PostgreSQL 127.0.0.1:$PG_PORT, Redis 127.0.0.1:$REDIS_PORT, in $HEX_SERVER_DIR
 
 Try it (in another terminal):

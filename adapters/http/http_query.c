@@ -169,9 +169,16 @@ enum hex_status http_cursor_decode(char kind, const char *text, int64_t *created
 	        4 ||
 	    k != kind || (size_t)used != n || !user_id_valid(got) || strlen(hex) != 16)
 		goto bad;
+	uint64_t t = strtoull(hex, NULL, 16);
+	/* One text per cursor: sscanf also takes "+1", "007" and numbers past int64 (which it
+	 * clamps), so what we would have written must be exactly what came. */
+	char again[96];
+	int m = snprintf(again, sizeof again, "%c1:%" PRId64 ":%s:%016" PRIx64, kind, ts, got, t);
+	if (m < 0 || (size_t)m != n || memcmp(again, raw, n) != 0)
+		goto bad;
 	*created_at_us = ts;
 	memcpy(id, got, HEX_ID_LEN + 1);
-	*tag = strtoull(hex, NULL, 16);
+	*tag = t;
 	return HEX_OK;
 bad:
 	return hex_fail(err, HEX_INVALID, "cursor", "cursor is not valid");

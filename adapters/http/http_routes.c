@@ -56,7 +56,7 @@ static const struct http_route routes[] = {
     {HTTP_GET, "/v2/wallet/entries", AUTH_BEARER, BODY_NONE, POOL_DEFAULT, http_wallet_entries,
      LISTEN_PAYMENTS, IDEM_NONE},
     {HTTP_POST, "/v2/wallet/transfers", AUTH_BEARER, BODY_JSON, POOL_DEFAULT, http_wallet_transfer,
-     LISTEN_PAYMENTS, IDEM_KEYED},
+     LISTEN_PAYMENTS, IDEM_NONE},
     {HTTP_POST, "/v2/stripe/webhook", AUTH_NONE, BODY_NONE, POOL_DEFAULT, http_webhooks_stripe,
      LISTEN_PAYMENTS, IDEM_NONE},
 };

@@ -137,6 +137,7 @@ void http_wallet_transfer(struct http_exchange *x, struct hex_services *svc)
 	struct transfer_request rq = {0};
 	struct user payee;
 	struct ledger_txn *t = NULL;
+	bool replayed = false;
 	const char *from = x->caller.user.id;
 	enum hex_status st = transfer_parse(x, &rq, &err);
 	/* From the database, not the cache: money must not go to a user deleted a moment ago. */
@@ -148,8 +149,10 @@ void http_wallet_transfer(struct http_exchange *x, struct hex_services *svc)
 	if (st == HEX_OK) {
 		t = xmalloc(sizeof *t);
 		st = ledger_service_transfer(&svc->ledger, from, rq.to, rq.amount, rq.currency,
-		                             x->idempotency_key, t, &err);
+		                             x->idempotency_key, t, &replayed, &err);
 	}
+	if (st == HEX_OK && replayed)
+		http_reply_header(x, "Idempotent-Replayed", "true");
 	if (st == HEX_OK)
 		http_reply_json(x, 201, json_ledger_transfer(t));
 	else

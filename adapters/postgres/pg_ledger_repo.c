@@ -20,6 +20,12 @@
 #define ENTRY_FROM \
 	"FROM entries e JOIN accounts a ON a.id = e.account_id " \
 	"JOIN journal_transactions t ON t.id = e.transaction_id "
+/*
+ * The operators' order of accounts: system accounts first, then wallets, each by their
+ * natural key (kind and currency; owner and currency), which is unique (see the two
+ * unique indexes of sql/0006), so that it is a total order a keyset cursor can walk.
+ */
+#define ACCOUNT_ORDER "kind = 'wallet', kind, coalesce(owner_id::text, ''), currency"
 /* clang-format on */
 
 enum {
@@ -33,6 +39,10 @@ enum {
 	LED_VERIFY_COUNT,
 	LED_VERIFY_ACCOUNTS,
 	LED_VERIFY_CURRENCIES,
+	LED_ACCOUNTS_FIRST,
+	LED_ACCOUNTS_AFTER,
+	LED_ACCOUNT_EXISTS,
+	LED_ACCOUNT_ENTRIES,
 	LED_STMT_COUNT
 };
 
@@ -55,16 +65,26 @@ const struct pg_stmt pg_ledger_repo_stmts[LED_STMT_COUNT] = {
 		"SELECT id FROM ins UNION ALL "
 		"SELECT id FROM accounts WHERE kind = $1 AND currency = $3 "
 		"AND owner_id IS NOT DISTINCT FROM nullif($2, '')::uuid LIMIT 1", 4},
-	/* Locks are taken in id order (LockRows runs above the sort): no deadlock cycle. */
+	/*
+	 * The accounts of (kind, owner, currency) triples, found through the two unique
+	 * indexes and locked in id order (LockRows runs above the sort): no deadlock cycle.
+	 * An account that does not exist yet is simply missing from the answer.
+	 */
 	[LED_ACCOUNT_LOCK] = {"ledger_account_lock",
-		"SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id = ANY ($1::uuid[]) "
-		"ORDER BY id FOR UPDATE", 1},
-	/* In posting order, so that entry ids follow it. */
+		"SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id IN ("
+		"SELECT a.id FROM accounts a JOIN unnest($1::text[], $2::text[], $3::text[]) "
+		"AS r(k, o, c) ON a.kind = 'wallet' AND r.k = 'wallet' "
+		"AND a.owner_id = nullif(r.o, '')::uuid AND a.currency = r.c "
+		"UNION ALL SELECT a.id FROM accounts a JOIN unnest($1::text[], $2::text[], $3::text[]) "
+		"AS r(k, o, c) ON a.owner_id IS NULL AND r.k <> 'wallet' AND a.kind = r.k "
+		"AND a.currency = r.c) "
+		"ORDER BY id FOR UPDATE", 3},
+	/* In posting order, so that entry ids follow it; the ids come back for the answer. */
 	[LED_ENTRIES_INSERT] = {"ledger_entries_insert",
 		"INSERT INTO entries (transaction_id, account_id, amount, currency, created_at) "
 		"SELECT $1::uuid, u.a, u.m, u.c, " PG_SQL_TS("$5") " "
 		"FROM unnest($2::uuid[], $3::bigint[], $4::text[]) WITH ORDINALITY AS u(a, m, c, o) "
-		"ORDER BY u.o", 5},
+		"ORDER BY u.o RETURNING id", 5},
 	[LED_TXN_BY_KEY] = {"ledger_txn_by_key",
 		"SELECT t.id, t.idempotency_key, " PG_SQL_US("t.created_at") ", " ENTRY_COLUMNS " "
 		ENTRY_FROM "WHERE t.idempotency_key = $1 ORDER BY e.id", 1},
@@ -87,6 +107,23 @@ const struct pg_stmt pg_ledger_repo_stmts[LED_STMT_COUNT] = {
 	[LED_VERIFY_CURRENCIES] = {"ledger_verify_currencies",
 		"SELECT currency, sum(amount)::bigint FROM entries GROUP BY currency "
 		"HAVING sum(amount) <> 0 ORDER BY currency", 0},
+	[LED_ACCOUNTS_FIRST] = {"ledger_accounts_first",
+		"SELECT " ACCOUNT_COLUMNS " FROM accounts "
+		"ORDER BY " ACCOUNT_ORDER " LIMIT $1::int", 1},
+	/* The cursor's own key comes from its row: no row, no comparison, no result. */
+	[LED_ACCOUNTS_AFTER] = {"ledger_accounts_after",
+		"SELECT " ACCOUNT_COLUMNS " FROM accounts "
+		"WHERE (" ACCOUNT_ORDER ") > "
+		"(SELECT " ACCOUNT_ORDER " FROM accounts WHERE id = $2::uuid) "
+		"ORDER BY " ACCOUNT_ORDER " LIMIT $1::int", 2},
+	[LED_ACCOUNT_EXISTS] = {"ledger_account_exists",
+		"SELECT 1 FROM accounts WHERE id = $1::uuid", 1},
+	/* One account's entries newest first: a walk down entries_account_idx. */
+	[LED_ACCOUNT_ENTRIES] = {"ledger_account_entries",
+		"SELECT " ENTRY_COLUMNS " " ENTRY_FROM
+		"WHERE e.account_id = $1::uuid "
+		"AND e.id < coalesce(nullif($3::bigint, 0), 9223372036854775807) "
+		"ORDER BY e.id DESC LIMIT $2::int", 3},
 };
 /* clang-format on */
 
@@ -215,44 +252,81 @@ static void array_add(char *buf, size_t n, const char *s)
 
 #define ARRAY_MAX (LEDGER_ENTRIES_MAX * (HEX_ID_LEN + 2) + 4)
 
+/* The three parallel arrays of the postings' account refs, for LED_ACCOUNT_LOCK. */
+struct ref_arrays {
+	char kinds[LEDGER_ENTRIES_MAX * 24 + 4], owners[ARRAY_MAX],
+	    currencies[LEDGER_ENTRIES_MAX * 5 + 4];
+};
+
+static void ref_arrays_of(const struct ledger_txn_request *t, struct ref_arrays *a)
+{
+	strcpy(a->kinds, "{");
+	strcpy(a->owners, "{");
+	strcpy(a->currencies, "{");
+	for (int i = 0; i < t->n; i++) {
+		const struct ledger_account_ref *ref = &t->postings[i].account;
+		array_add(a->kinds, sizeof a->kinds, ledger_kind_name(ref->kind));
+		array_add(a->owners, sizeof a->owners,
+		          ref->owner_id[0] != '\0' ? ref->owner_id : "\"\"");
+		array_add(a->currencies, sizeof a->currencies, ref->currency);
+	}
+	array_add(a->kinds, sizeof a->kinds, "}");
+	array_add(a->owners, sizeof a->owners, "}");
+	array_add(a->currencies, sizeof a->currencies, "}");
+}
+
+static bool same_ref(const struct ledger_account_ref *a, const struct ledger_account_ref *b)
+{
+	return a->kind == b->kind && strcmp(a->owner_id, b->owner_id) == 0 &&
+	       strcmp(a->currency, b->currency) == 0;
+}
+
 /*
- * Inside post's transaction: locks the accounts (ids[i] for posting i) and refuses, with
- * HEX_CONFLICT, a total that takes one that may not go negative below zero.
+ * Inside post's transaction: locks the accounts of every posting and puts their ids in
+ * ids[] (posting order); *missing says some do not exist yet (nothing is checked then).
+ * HEX_CONFLICT when the postings would take an account that may not go negative below 0.
  */
 static enum hex_status lock_and_check(struct pg_conn *c, const struct ledger_txn_request *t,
-                                      char ids[][HEX_ID_LEN + 1])
+                                      const struct ref_arrays *a, char ids[][HEX_ID_LEN + 1],
+                                      bool *missing)
 {
-	char arr[ARRAY_MAX] = "{";
-	for (int i = 0; i < t->n; i++)
-		array_add(arr, sizeof arr, ids[i]);
-	array_add(arr, sizeof arr, "}");
-	const char *params[] = {arr};
+	const char *params[] = {a->kinds, a->owners, a->currencies};
 	PGresult *r = NULL;
+	for (int i = 0; i < t->n; i++)
+		ids[i][0] = '\0';
 	enum hex_status st = pg_conn_query(c, stmt(LED_ACCOUNT_LOCK), params, &r);
 	if (st != HEX_OK)
 		goto out;
 	for (int row = 0; row < PQntuples(r); row++) {
-		struct ledger_account a;
-		if (!row_to_account(r, row, &a)) {
+		struct ledger_account acc;
+		if (!row_to_account(r, row, &acc)) {
 			st = HEX_INTERNAL;
 			goto out;
 		}
-		int64_t total = a.balance;
-		for (int i = 0; i < t->n; i++)
-			if (strcmp(ids[i], a.id) == 0)
-				total += t->postings[i].amount;
-		if (!a.allow_negative && total < 0) {
+		int64_t total = acc.balance;
+		for (int i = 0; i < t->n; i++) {
+			if (!same_ref(&t->postings[i].account, &acc.ref))
+				continue;
+			memcpy(ids[i], acc.id, sizeof acc.id);
+			total += t->postings[i].amount;
+		}
+		if (!acc.allow_negative && total < 0) {
 			st = HEX_CONFLICT;
 			goto out;
 		}
 	}
+	*missing = false;
+	for (int i = 0; i < t->n; i++)
+		*missing = *missing || ids[i][0] == '\0';
 out:
 	PQclear(r);
 	return st;
 }
 
+/* Inserts the entries; out->entries get their ids (ascending: posting order). */
 static enum hex_status insert_entries(struct pg_conn *c, const struct ledger_txn_request *t,
-                                      char ids[][HEX_ID_LEN + 1], const char *now)
+                                      char ids[][HEX_ID_LEN + 1], const char *now,
+                                      struct ledger_txn *out)
 {
 	char accounts[ARRAY_MAX] = "{", amounts[LEDGER_ENTRIES_MAX * 24 + 4] = "{",
 	     currencies[LEDGER_ENTRIES_MAX * 5 + 4] = "{";
@@ -267,14 +341,38 @@ static enum hex_status insert_entries(struct pg_conn *c, const struct ledger_txn
 	array_add(amounts, sizeof amounts, "}");
 	array_add(currencies, sizeof currencies, "}");
 	const char *params[] = {t->id, accounts, amounts, currencies, now};
-	return pg_conn_query(c, stmt(LED_ENTRIES_INSERT), params, NULL);
+	PGresult *r = NULL;
+	enum hex_status st = pg_conn_query(c, stmt(LED_ENTRIES_INSERT), params, &r);
+	if (st != HEX_OK)
+		goto out;
+	if (PQntuples(r) != t->n) {
+		st = HEX_INTERNAL;
+		goto out;
+	}
+	int64_t got[LEDGER_ENTRIES_MAX];
+	for (int i = 0; i < t->n; i++)
+		if (!pg_result_int64(r, i, 0, &got[i])) {
+			st = HEX_INTERNAL;
+			goto out;
+		}
+	for (int i = 1; i < t->n; i++) /* ids are drawn in posting order: sorted, they match */
+		for (int j = i; j > 0 && got[j - 1] > got[j]; j--) {
+			int64_t tmp = got[j];
+			got[j] = got[j - 1];
+			got[j - 1] = tmp;
+		}
+	for (int i = 0; i < t->n; i++)
+		out->entries[i].id = got[i];
+out:
+	PQclear(r);
+	return st;
 }
 
-/* Inside post's transaction, after the journal row: accounts, locks, entries. */
-static enum hex_status post_entries(struct pg_conn *c, const struct ledger_txn_request *t,
-                                    const char *now)
+/* Creates the accounts the postings name that do not exist yet, in one order (ref_cmp),
+ * so that concurrent posts creating the same accounts never deadlock. */
+static enum hex_status create_missing(struct pg_conn *c, const struct ledger_txn_request *t,
+                                      char ids[][HEX_ID_LEN + 1])
 {
-	char ids[LEDGER_ENTRIES_MAX][HEX_ID_LEN + 1];
 	int order[LEDGER_ENTRIES_MAX];
 	for (int i = 0; i < t->n; i++)
 		order[i] = i;
@@ -287,15 +385,60 @@ static enum hex_status post_entries(struct pg_conn *c, const struct ledger_txn_r
 			order[j - 1] = tmp;
 		}
 	for (int i = 0; i < t->n; i++) {
+		if (ids[order[i]][0] != '\0')
+			continue;
 		enum hex_status st =
 		    ensure_account(c, &t->postings[order[i]].account, ids[order[i]]);
 		if (st != HEX_OK)
 			return st;
 	}
-	enum hex_status st = lock_and_check(c, t, ids);
+	return HEX_OK;
+}
+
+/* The answer of a post, from what it wrote (no second read). */
+static void txn_of(const struct ledger_txn_request *t, char ids[][HEX_ID_LEN + 1], int64_t now_us,
+                   struct ledger_txn *out)
+{
+	memcpy(out->id, t->id, sizeof out->id);
+	hex_strlcpy(out->idempotency_key, t->idempotency_key, sizeof out->idempotency_key);
+	hex_strlcpy(out->reference, t->reference, sizeof out->reference);
+	out->created_at_us = now_us;
+	out->n = t->n;
+	for (int i = 0; i < t->n; i++) {
+		struct ledger_entry *e = &out->entries[i];
+		memcpy(e->transaction_id, t->id, sizeof e->transaction_id);
+		memcpy(e->account_id, ids[i], sizeof e->account_id);
+		e->account = t->postings[i].account;
+		e->amount = t->postings[i].amount;
+		hex_strlcpy(e->reference, t->reference, sizeof e->reference);
+		e->created_at_us = now_us;
+	}
+}
+
+/*
+ * Inside post's transaction, after the journal row: locks the accounts (one statement
+ * when they all exist, the common case), creates the missing ones first otherwise, then
+ * writes the entries.
+ */
+static enum hex_status post_entries(struct pg_conn *c, const struct ledger_txn_request *t,
+                                    int64_t now_us, const char *now, struct ledger_txn *out)
+{
+	char ids[LEDGER_ENTRIES_MAX][HEX_ID_LEN + 1];
+	struct ref_arrays a;
+	ref_arrays_of(t, &a);
+	bool missing = false;
+	enum hex_status st = lock_and_check(c, t, &a, ids, &missing);
+	if (st == HEX_OK && missing) {
+		if ((st = create_missing(c, t, ids)) != HEX_OK)
+			return st;
+		st = lock_and_check(c, t, &a, ids, &missing);
+		if (st == HEX_OK && missing)
+			st = HEX_INTERNAL; /* created a moment ago, yet not found */
+	}
 	if (st != HEX_OK)
 		return st;
-	return insert_entries(c, t, ids, now);
+	txn_of(t, ids, now_us, out);
+	return insert_entries(c, t, ids, now, out);
 }
 
 static enum hex_status pg_ledger_repo_post(void *self, const struct ledger_txn_request *t,
@@ -323,9 +466,7 @@ static enum hex_status pg_ledger_repo_post(void *self, const struct ledger_txn_r
 		*duplicate = true;
 		goto out;
 	}
-	if ((st = post_entries(c, t, now)) != HEX_OK)
-		goto out;
-	if ((st = txn_by_key(c, t->idempotency_key, out)) != HEX_OK)
+	if ((st = post_entries(c, t, now_us, now, out)) != HEX_OK)
 		goto out;
 	/* The deferred balance check runs here: an unbalanced request fails at commit. */
 	st = pg_conn_commit(c);
@@ -459,12 +600,98 @@ static enum hex_status pg_ledger_repo_verify(void *self, struct ledger_verify_re
 	return st;
 }
 
+static enum hex_status account_exists(struct pg_conn *c, const char *id)
+{
+	const char *params[] = {id};
+	PGresult *r = NULL;
+	enum hex_status st = pg_conn_query(c, stmt(LED_ACCOUNT_EXISTS), params, &r);
+	if (st == HEX_OK && PQntuples(r) == 0)
+		st = HEX_NOT_FOUND;
+	PQclear(r);
+	return st;
+}
+
+static enum hex_status pg_ledger_repo_accounts(void *self, int limit, const char *after_id,
+                                               struct ledger_account_page *out)
+{
+	struct pg_conn *c = self;
+	memset(out, 0, sizeof *out);
+	bool after = after_id != NULL && after_id[0] != '\0';
+	if (limit < 1 || limit > HEX_LIST_MAX)
+		return HEX_INVALID;
+	if (after && !user_id_valid(after_id))
+		return HEX_NOT_FOUND;
+	char lim[24];
+	fmt_i64(lim, limit + 1); /* one more tells whether there is a next page */
+	const char *params[] = {lim, after ? after_id : NULL};
+	PGresult *r = NULL;
+	enum hex_status st =
+	    pg_conn_query(c, stmt(after ? LED_ACCOUNTS_AFTER : LED_ACCOUNTS_FIRST), params, &r);
+	if (st != HEX_OK)
+		goto out;
+	int rows = PQntuples(r);
+	out->has_more = rows > limit;
+	for (int i = 0; i < rows && i < limit; i++) {
+		if (!row_to_account(r, i, &out->items[i])) {
+			st = HEX_INTERNAL;
+			goto out;
+		}
+		out->count = i + 1;
+	}
+	/* An empty page after a cursor: the end, or a cursor that names no account. */
+	if (rows == 0 && after)
+		st = account_exists(c, after_id);
+out:
+	if (st != HEX_OK)
+		memset(out, 0, sizeof *out);
+	PQclear(r);
+	return st;
+}
+
+static enum hex_status pg_ledger_repo_account_entries(void *self, const char *account_id, int limit,
+                                                      int64_t before_id,
+                                                      struct ledger_entry_page *out)
+{
+	struct pg_conn *c = self;
+	memset(out, 0, sizeof *out);
+	if (limit < 1 || limit > HEX_LIST_MAX || before_id < 0)
+		return HEX_INVALID;
+	if (!user_id_valid(account_id))
+		return HEX_NOT_FOUND;
+	char lim[24], before[24];
+	fmt_i64(lim, limit + 1);
+	fmt_i64(before, before_id);
+	const char *params[] = {account_id, lim, before};
+	PGresult *r = NULL;
+	enum hex_status st = pg_conn_query(c, stmt(LED_ACCOUNT_ENTRIES), params, &r);
+	if (st != HEX_OK)
+		goto out;
+	int rows = PQntuples(r);
+	out->has_more = rows > limit;
+	for (int i = 0; i < rows && i < limit; i++) {
+		if (!row_to_entry(r, i, 0, &out->items[i])) {
+			st = HEX_INTERNAL;
+			goto out;
+		}
+		out->count = i + 1;
+	}
+	if (rows == 0)
+		st = account_exists(c, account_id);
+out:
+	if (st != HEX_OK)
+		memset(out, 0, sizeof *out);
+	PQclear(r);
+	return st;
+}
+
 static const struct ledger_repo_ops pg_ledger_repo_ops = {
     .post = pg_ledger_repo_post,
     .get_by_key = pg_ledger_repo_get_by_key,
     .balances = pg_ledger_repo_balances,
     .entries = pg_ledger_repo_entries,
     .verify = pg_ledger_repo_verify,
+    .accounts = pg_ledger_repo_accounts,
+    .account_entries = pg_ledger_repo_account_entries,
 };
 
 struct ledger_repo pg_ledger_repo_port(struct pg_conn *c)

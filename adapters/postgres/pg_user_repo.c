@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "adapters/postgres/pg_result.h"
 #include "adapters/postgres/pg_sql.h"
@@ -27,14 +28,19 @@ enum {
 	USER_LIST_BY_EMAIL,
 	USER_BUMP_VERSION,
 	USER_REVOKE_TOKENS,
+	USER_LIST_DESC,
+	USER_SEARCH_ASC,
+	USER_SEARCH_DESC,
 	USER_STMT_COUNT
 };
 
 /*
  * The list variants share one parameter layout ($1 membership or NULL, $2 limit, $3 and
- * $4 the cursor, $5 the email) and each takes the prefix it needs. They are separate
- * statements so that each cached plan can use its index: one plan with "$n IS NULL OR"
- * for every filter would fall back to scanning the table.
+ * $4 the cursor, $5 the email, or the LIKE pattern of a search) and each takes the prefix
+ * it needs. They are separate statements so that each cached plan can use its index: one
+ * plan with "$n IS NULL OR" for every filter would fall back to scanning the table. The
+ * newest-first walks (and searches, which no btree index can serve anyway) turn a missing
+ * cursor into an infinite one instead, so that one plan serves both pages.
  */
 /* SQL reads best laid out as SQL. */
 /* clang-format off */
@@ -84,6 +90,27 @@ const struct pg_stmt pg_user_repo_stmts[USER_STMT_COUNT] = {
 	[USER_REVOKE_TOKENS] = {"user_revoke_tokens",
 		"UPDATE refresh_tokens SET revoked_at = " PG_SQL_TS("$2") " "
 		"WHERE user_id = $1::uuid AND revoked_at IS NULL", 2},
+	[USER_LIST_DESC] = {"user_list_desc",
+		"SELECT " USER_COLUMNS " FROM users "
+		"WHERE ($1::text IS NULL OR membership = $1) "
+		"AND (created_at, id) < (coalesce(" PG_SQL_TS("$3") ", 'infinity'), "
+		"coalesce($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff')) "
+		"ORDER BY created_at DESC, id DESC LIMIT $2::int", 4},
+	/* $5 is a LIKE pattern whose own '%', '_' and '\' are escaped with '\'. */
+	[USER_SEARCH_ASC] = {"user_search_asc",
+		"SELECT " USER_COLUMNS " FROM users "
+		"WHERE email ILIKE $5::text ESCAPE '\\' "
+		"AND ($1::text IS NULL OR membership = $1) "
+		"AND (created_at, id) > (coalesce(" PG_SQL_TS("$3") ", '-infinity'), "
+		"coalesce($4::uuid, '00000000-0000-0000-0000-000000000000')) "
+		"ORDER BY created_at, id LIMIT $2::int", 5},
+	[USER_SEARCH_DESC] = {"user_search_desc",
+		"SELECT " USER_COLUMNS " FROM users "
+		"WHERE email ILIKE $5::text ESCAPE '\\' "
+		"AND ($1::text IS NULL OR membership = $1) "
+		"AND (created_at, id) < (coalesce(" PG_SQL_TS("$3") ", 'infinity'), "
+		"coalesce($4::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff')) "
+		"ORDER BY created_at DESC, id DESC LIMIT $2::int", 5},
 };
 /* clang-format on */
 
@@ -236,6 +263,32 @@ static enum hex_status pg_user_repo_remove(void *self, const char *id)
 	return st;
 }
 
+/* "%text%" for ILIKE ... ESCAPE '\', with the text's own wildcards taken literally. */
+static void like_pattern(const char *text, char *out, size_t n)
+{
+	size_t j = 0;
+	out[j++] = '%';
+	for (size_t i = 0; text[i] != '\0' && j + 3 < n; i++) {
+		if (text[i] == '%' || text[i] == '_' || text[i] == '\\')
+			out[j++] = '\\';
+		out[j++] = text[i];
+	}
+	out[j++] = '%';
+	out[j] = '\0';
+}
+
+/* The statement that serves f (checked). */
+static int list_stmt(const struct user_filter *f)
+{
+	if (f->email != NULL)
+		return USER_LIST_BY_EMAIL; /* at most one row: the order does not matter */
+	if (f->email_contains != NULL)
+		return f->newest_first ? USER_SEARCH_DESC : USER_SEARCH_ASC;
+	if (f->newest_first)
+		return USER_LIST_DESC;
+	return f->after != NULL ? USER_LIST_AFTER : USER_LIST_FIRST;
+}
+
 static enum hex_status pg_user_repo_list(void *self, const struct user_filter *f,
                                          struct user_page *out)
 {
@@ -248,6 +301,12 @@ static enum hex_status pg_user_repo_list(void *self, const struct user_filter *f
 		return HEX_INVALID;
 	if (f->after != NULL && !user_id_valid(f->after->id))
 		return HEX_INVALID;
+	if (f->email_contains != NULL && (f->email != NULL || f->email_contains[0] == '\0' ||
+	                                  strlen(f->email_contains) > HEX_EMAIL_MAX))
+		return HEX_INVALID;
+	char pattern[2 * HEX_EMAIL_MAX + 3];
+	if (f->email_contains != NULL)
+		like_pattern(f->email_contains, pattern, sizeof pattern);
 
 	char limit[16], after_ts[24];
 	/* One more row than asked tells whether another page follows. */
@@ -259,11 +318,9 @@ static enum hex_status pg_user_repo_list(void *self, const struct user_filter *f
 	    limit,
 	    f->after != NULL ? after_ts : NULL,
 	    f->after != NULL ? f->after->id : NULL,
-	    f->email,
+	    f->email_contains != NULL ? pattern : f->email,
 	};
-	int which = f->email != NULL   ? USER_LIST_BY_EMAIL
-	            : f->after != NULL ? USER_LIST_AFTER
-	                               : USER_LIST_FIRST;
+	int which = list_stmt(f);
 
 	PGresult *r = NULL;
 	enum hex_status st = pg_conn_query(self, stmt(which), params, &r);

@@ -10,7 +10,7 @@
 
 #include "core/logger.h"
 
-#define KEY_PREFIX "hex:user:v1:"
+#define KEY_PREFIX REDIS_USER_CACHE_KEY_PREFIX
 #define KEY_MAX    (sizeof KEY_PREFIX + HEX_ID_LEN)
 /*
  * Value: "u1|id|membership|role|token_version|created_at_us|updated_at_us|email".

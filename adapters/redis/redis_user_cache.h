@@ -14,6 +14,9 @@
 #include "adapters/redis/redis_conn.h"
 #include "core/ports/user_cache.h"
 
+/* Every entry's key starts with this; the rest is the user id. */
+#define REDIS_USER_CACHE_KEY_PREFIX "hex:user:v1:"
+
 struct redis_user_cache {
 	struct redis_conn *conn; /* borrowed; one per thread, like the cache itself */
 	int ttl_s;               /* HEX_CACHE_TTL; <= 0 stores nothing */

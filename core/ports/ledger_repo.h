@@ -34,6 +34,20 @@ struct ledger_repo_ops {
 	 * entries, and reports what disagrees (out->ok is left to the caller).
 	 */
 	enum hex_status (*verify)(void *self, struct ledger_verify_report *out);
+	/*
+	 * Up to limit (1..HEX_LIST_MAX) accounts in the order of struct ledger_account_page,
+	 * after account after_id ("" for the first page); HEX_NOT_FOUND if after_id names no
+	 * account. updated_at_us is left 0.
+	 */
+	enum hex_status (*accounts)(void *self, int limit, const char *after_id,
+	                            struct ledger_account_page *out);
+	/*
+	 * Up to limit (1..HEX_LIST_MAX) entries of account account_id with an id below
+	 * before_id (0 for the first page), newest first. HEX_NOT_FOUND if there is no such
+	 * account.
+	 */
+	enum hex_status (*account_entries)(void *self, const char *account_id, int limit,
+	                                   int64_t before_id, struct ledger_entry_page *out);
 };
 
 struct ledger_repo {

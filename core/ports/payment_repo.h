@@ -98,6 +98,19 @@ struct payment_repo_ops {
 	enum hex_status (*record_membership_event)(void *self, const char *event_id,
 	                                           const char *user_id, enum membership m,
 	                                           int64_t now_us, struct membership_effect *out);
+	/*
+	 * Up to limit (1..HEX_LIST_MAX) payments whose status is unsettled
+	 * (payment_status_unsettled()) and that were created before created_before_us,
+	 * oldest first; has_more when more follow.
+	 */
+	enum hex_status (*stuck)(void *self, int64_t created_before_us, int limit,
+	                         struct payment_page *out);
+	/*
+	 * The provider's events that name payment payment_id (by metadata.payment_id), oldest
+	 * first (by their own created time, then arrival); none is HEX_OK with count 0.
+	 */
+	enum hex_status (*events)(void *self, const char *payment_id,
+	                          struct payment_event_list *out);
 };
 
 struct payment_repo {

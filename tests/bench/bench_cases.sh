@@ -11,7 +11,7 @@ BENCH_ABBA=(1 2 2 1 1 2 2 1 1 2 2 1)
 BENCH_ABBA_EACH=$((${#BENCH_ABBA[@]} / 2))
 
 # Every case in the summary and the report's command list, in the order of the table.
-BENCH_CASES="a b h c d e e-login o-on o-off ml mp w s-alone s-busy s-pay a2 f1 f2 f3"
+BENCH_CASES="a b h c d e e-login o-on o-off ml mp w t s-alone s-busy s-pay a2 f1 f2 f3"
 
 # bench_combine NAME RUN...: NAME's numbers from several runs of the same load: req/s,
 # p50, p99 and CPU use are the means of the runs', CPU per request is total over total
@@ -50,14 +50,17 @@ bench_combine() {
 # ---------------------------------------------------------------- baselines
 
 # While every hexd is idle. TPC-B writes (and dirties) the pgbench tables; the checkpoint
-# after it keeps its writes out of the hexd cases that follow.
+# after it keeps its writes out of the hexd cases that follow. PostgreSQL's side of TPC-B
+# (CPU, what its backends wait for) is measured as for the write cases of hexd.
 bench_measure_baselines() {
 	local user_path=/v1/users/$BENCH_READER_ID
 	bench_warmup a plain.lua "http://127.0.0.1:$NGINX_PORT$user_path" 2 64 2s
 	bench_wrk a plain.lua "http://127.0.0.1:$NGINX_PORT$user_path" 2 64 2s
 	bench_redis f1 "$REDIS_PORT"
 	bench_pgbench f2 "$PG_PORT" "$BENCH_PGBENCH_DB" pgbench.txt -S
+	bench_pg_mark f3 "$BENCH_PGBENCH_DB"
 	bench_pgbench f3 "$PG_PORT" "$BENCH_PGBENCH_DB" pgbench-tpcb.txt
+	bench_pg_done f3
 	bench_psql postgres 'CHECKPOINT'
 }
 
@@ -161,7 +164,9 @@ bench_measure_messages() {
 	bench_warmup mp post_message.lua "$api_a/v1/messages" 2 64 2s
 	bench_wait_idle "$pid_a" "hexd A"
 	before=$(bench_psql_value "$BENCH_DB" 'SELECT count(*) FROM messages')
+	bench_pg_mark mp "$BENCH_DB"
 	bench_wrk mp post_message.lua "$api_a/v1/messages" 2 64 2s "$pid_a"
+	bench_pg_done mp
 	bench_wait_idle "$pid_a" "hexd A"
 	after=$(bench_psql_value "$BENCH_DB" 'SELECT count(*) FROM messages')
 	ok=$((${RES[mp.requests]} - ${RES[mp.non2xx]}))
@@ -174,14 +179,24 @@ bench_measure_messages() {
 
 # w: BENCH_WEBHOOK_EVENTS signed events, signed just now, one file per wrk thread, sent
 # once each to A's payments listener; then every 2xx must be stored with its effects.
+# A runs the worker role too: its ledger consumer posts each event's top-up, during the
+# load and after it; the end-to-end latency of those events (issue 5) is measured once
+# the consumer has caught up (bench_ledger.sh).
 bench_measure_webhooks() {
 	local url=http://127.0.0.1:$A_PAY_PORT/v2/stripe/webhook pid_a=${BENCH_HEXD_PID[A]}
 	export BENCH_WEBHOOK_FILES=$BENCH_TMP/webhook-events
 	hex_say "signing $BENCH_WEBHOOK_EVENTS webhook events"
 	bench_make_events "$BENCH_WEBHOOK_FILES" 0 "$BENCH_WEBHOOK_EVENTS" 2
+	bench_pg_mark w "$BENCH_DB"
 	bench_wrk w webhook.lua "$url" 2 64 2s "$pid_a"
+	BENCH_W_END=$(date +%s.%N)
+	bench_pg_done w
+	bench_pg_mark w-drain "$BENCH_DB"
+	bench_wait_ledger w "$pid_a"
+	bench_pg_done w-drain
 	bench_wait_idle "$pid_a" "hexd A"
 	bench_count_webhook_effects w
+	bench_event_latency
 	rm -f "$BENCH_WEBHOOK_FILES".*
 }
 
@@ -259,6 +274,7 @@ bench_measure_all() {
 	bench_measure_observability
 	bench_measure_messages
 	bench_measure_webhooks
+	bench_measure_transfers
 	bench_measure_slow_stripe
 
 	# a2: nginx again. On a shared 2-core machine the baseline moves between runs; the

@@ -83,7 +83,7 @@ bench_settings() {
 }
 
 bench_report_results() {
-	printf 'wrk: `-t2 -c64 -d%ss --latency`, after a %ss warm-up for a, b, h, c, ml and mp (o and s: one per side). ' \
+	printf 'wrk: `-t2 -c64 -d%ss --latency`, after a %ss warm-up for a, b, h, c, ml, mp and t (o and s: one per side). ' \
 		"$BENCH_DURATION" "$BENCH_WARMUP"
 	printf 'Latencies in ms. Errors: non-2xx replies plus socket errors (0 expected).\n\n'
 	printf '| case | what | req/s | p50 | p99 | errors | ratio to its baseline |\n'
@@ -112,6 +112,8 @@ bench_report_results() {
 		"$(bench_pct "${RES[mp.rps]}" "${RES[f2.rps]}") of f2, $(bench_pct "${RES[mp.rps]}" "${RES[f3.rps]}") of f3"
 	bench_row w "hexd A \`POST /v2/stripe/webhook\`, signed \`payment_intent.succeeded\`, unique ids" \
 		"$(bench_pct "${RES[w.rps]}" "${RES[f3.rps]}") of f3"
+	bench_row t "hexd A \`POST /v2/wallet/transfers\`, 1 cent between $BENCH_TRANSFER_USERS users, a new \`Idempotency-Key\` each" \
+		"$(bench_pct "${RES[t.rps]}" "${RES[f3.rps]}") of f3"
 	bench_row s-alone "hexd C cached reads alone (Stripe gateway; mean of $BENCH_ABBA_EACH runs)" \
 		"baseline of s-busy"
 	bench_row s-busy "hexd C cached reads, 50 \`POST /v2/payments\` in flight (mean of $BENCH_ABBA_EACH runs)" \
@@ -122,7 +124,7 @@ bench_report_results() {
 		"$(bench_pct "${RES[a2.rps]}" "${RES[a.rps]}") of the first"
 	bench_row f1 "redis-benchmark GET (same Redis)" baseline
 	bench_row f2 "pgbench -S, scale 10 (same PostgreSQL; tps)" "baseline of c, ml, mp"
-	bench_row f3 "pgbench TPC-B, scale 10 (same PostgreSQL; tps)" "baseline of mp, w"
+	bench_row f3 "pgbench TPC-B, scale 10 (same PostgreSQL; tps)" "baseline of mp, w, t"
 	printf '\nAlternating runs (req/s, in the order run): o: %s on A, %s on D; s: %s alone, %s busy ' \
 		"${RES[o-on.runs]}" "${RES[o-off.runs]}" "${RES[s-alone.runs]}" "${RES[s-busy.runs]}"
 	printf '(runs of %ss in the order first, second, second, first, three times).\n' \
@@ -131,11 +133,15 @@ bench_report_results() {
 		"${RES[mp.rows]}" "$((${RES[mp.requests]} - ${RES[mp.non2xx]}))"
 	printf 'w stored %s events (each with its payment succeeded and its outbox row) for %s replies 200, events sent twice: %s ' \
 		"${RES[w.stored]}" "$((${RES[w.requests]} - ${RES[w.non2xx]}))" "${RES[w.duplicates]}"
-	printf '(%s events were signed for it). A few more rows than replies are requests answered after wrk stopped counting.\n' \
-		"$(bench_thousands "$BENCH_WEBHOOK_EVENTS")"
+	printf '(%s events were signed for it); t added %s transfer transactions for %s replies 201 (hexd A logged: %s), ' \
+		"$(bench_thousands "$BENCH_WEBHOOK_EVENTS")" "${RES[t.rows]}" \
+		"$((${RES[t.requests]} - ${RES[t.non2xx]}))" "${RES[t.statuses]}"
+	printf 'each two wallet entries of -1 and +1, and after it the books balanced (every currency sums to 0, no wallet negative, every balance the sum of its entries, the transfer users together hold what they were funded with; `hexd ledger verify`: "%s"). ' \
+		"${RES[t.verify]}"
+	printf 'A few more rows than replies are requests answered after wrk stopped counting.\n'
 	printf '\nError detail (wrk): '
 	local x sep=''
-	for x in a b h c d e e-login o-on o-off ml mp w s-alone s-busy s-pay a2; do
+	for x in a b h c d e e-login o-on o-off ml mp w t s-alone s-busy s-pay a2; do
 		printf '%s%s: %s' "$sep" "$x" "$(bench_errors_detail "$x")"
 		sep='; '
 	done
@@ -146,11 +152,20 @@ bench_report_hexd() {
 	local x
 	printf '| case | hexd CPU (%% of one core) | CPU per request | by thread (`main` = first thread) |\n'
 	printf '|---|---:|---:|---|\n'
-	for x in b h c d e o-on o-off ml mp w s-alone s-busy; do
+	for x in b h c d e o-on o-off ml mp w w-drain t s-alone s-busy; do
 		printf '| %s | %s%% | %s | %s |\n' "$x" "${RES[$x.cpu_pct]}" \
-			"$(case $x in e | s-busy) printf 'n/a (mixed)' ;; *) printf '%s µs' "${RES[$x.cpu_us]}" ;; esac)" \
+			"$(case $x in
+				e | s-busy) printf 'n/a (mixed)' ;;
+				w-drain) printf '%s µs per event posted' "${RES[$x.cpu_us]}" ;;
+				*) printf '%s µs' "${RES[$x.cpu_us]}" ;;
+				esac)" \
 			"${RES[$x.threads]}"
 	done
+	printf '\nw-drain: from the end of the w load until the ledger consumer had processed every event (%s s), per top-up posted in that time (%s). ' \
+		"$(awk -v us="${RES[w-drain.duration_us]}" 'BEGIN { printf "%.1f", us / 1e6 }')" \
+		"${RES[w-drain.requests]}"
+	printf 'The event threads (outbox relay, one consumer per group) have no thread name of their own: they are in `hexd`.\n'
+
 	printf '\nRedis keyspace hits per request during b: %s (during c: %s in all). ' \
 		"$(awk -v h="$BENCH_HITS_B" -v n="${RES[b.requests]}" \
 			'BEGIN { printf "%.2f", (n ? h / n : 0) }')" "$BENCH_HITS_C"
@@ -162,6 +177,35 @@ bench_report_hexd() {
 		"${BENCH_HEXD_RC[D]:-?}"
 	printf 'Warning and error log lines: %s (first ones in `%s/hexd-warnings.txt`).\n' \
 		"$BENCH_WARN_LINES" "$BENCH_RAW_KEPT"
+}
+
+# Where the write cases spend PostgreSQL's time: its CPU, and what the measured clients'
+# backends were doing (sampled).
+bench_report_postgres() {
+	local x
+	printf '| case | PostgreSQL CPU (%% of one core) | per request or transaction | client backends not idle, mean number by state and wait event (sampled 5 times a second; %s samples in t) |\n' \
+		"${RES[t.pg_samples]}"
+	printf '|---|---:|---:|---|\n'
+	for x in f3 mp w w-drain t; do
+		printf '| %s | %s%% | %s µs%s | %s |\n' "$x" "${RES[$x.pg_cpu_pct]}" "${RES[$x.pg_cpu_us]}" \
+			"$([ "$x" != w-drain ] || printf ' per event posted')" "${RES[$x.pg_states]}"
+	done
+	printf '\nPostgreSQL CPU is the postmaster and all its processes (backends, WAL writer, checkpointer, ...; those that exited during the case included). '
+	printf 'States from `pg_stat_activity`, the six most frequent (`CPU`: waiting for nothing; `LWLock:WALWrite`: waiting for another backend to flush the WAL its commit needs, `IO:WALSync`: flushing it; `Lock:*`: row or transaction locks; `idle in transaction`: waiting for its client in the middle of a transaction); backends idle between transactions are left out. '
+	printf 'f3 has 64 pgbench connections; hexd A has one per api worker (8) plus one per event thread (the relay and one per consumer group); B also has its pool on this database, idle during these cases.\n'
+}
+
+# The event pipeline under the w load (issue 5).
+bench_report_events() {
+	printf 'The events of the w load (%s stored; the check event sent before it is left out), from webhook received (`stripe_events.received_at`) to ledger posted (`journal_transactions.created_at` of `payment:<payment id>`), both stamped by hexd: ' \
+		"${RES[lat.events]}"
+	printf '**p50 %s ms, p99 %s ms, max %s ms** over %s posted. ' "${RES[lat.p50_ms]}" \
+		"${RES[lat.p99_ms]}" "${RES[lat.max_ms]}" "${RES[lat.posted]}"
+	printf 'The last one was posted %s s after the load stopped (%s events were posted after it; the wait for the consumer, at most %s s, left %s unprocessed). ' \
+		"${RES[lat.drain_s]}" "${RES[lat.behind]}" "$BENCH_DRAIN_TIMEOUT" "${RES[lat.left]}"
+	printf 'Failed attempts on these events: %s; dead letters: %s. ' "${RES[lat.failures]}" \
+		"${RES[lat.dead]}"
+	printf 'hexd A runs the worker role with its API (`HEX_ROLES=api,worker`, the default): during w its relay and consumer threads share the 2 cores with the webhook intake (and with wrk and PostgreSQL), so these latencies include waiting for the intake; a worker-only hexd on its own cores would not.\n'
 }
 
 bench_report_targets() {
@@ -189,6 +233,14 @@ bench_report_targets() {
 		"$(bench_pct "${RES[s-busy.rps]}" "${RES[s-alone.rps]}")" \
 		"$((${RES[s-alone.errors]} + ${RES[s-busy.errors]}))" "${RES[s-pay.errors]}" \
 		"$(bench_verdict "${RES[s-busy.rps]} >= 0.9 * ${RES[s-alone.rps]} && ${RES[s-alone.errors]} + ${RES[s-busy.errors]} + ${RES[s-pay.errors]} == 0")"
+	printf '| transfers >= 50%% of pgbench TPC-B tps (issue 5), 0 errors, every 201 one transfer, books balanced | %s of f3 (%s req/s vs %s tps), %s errors | %s |\n' \
+		"$(bench_pct "${RES[t.rps]}" "${RES[f3.rps]}")" "$(bench_int "${RES[t.rps]}")" \
+		"$(bench_int "${RES[f3.rps]}")" "${RES[t.errors]}" \
+		"$(bench_verdict "${RES[t.rps]} >= 0.5 * ${RES[f3.rps]} && ${RES[t.errors]} == 0")"
+	printf '| event latency under the w load reported (issue 5 sets no threshold): every event posted, none failed | p50 %s ms, p99 %s ms; %s of %s posted, %s failed attempts, %s dead letters | %s |\n' \
+		"${RES[lat.p50_ms]}" "${RES[lat.p99_ms]}" "${RES[lat.posted]}" "${RES[lat.events]}" \
+		"${RES[lat.failures]}" "${RES[lat.dead]}" \
+		"$(bench_verdict "${RES[lat.posted]} == ${RES[lat.events]} && ${RES[lat.failures]} + ${RES[lat.dead]} == 0")"
 	printf '| messages and webhook ingest: ratios reported (issues 3, 4 set no threshold), 0 errors, every reply stored once | ml %s of f2; mp %s of f2, %s of f3; w %s of f3; %s errors, %s events sent twice | %s |\n' \
 		"$(bench_pct "${RES[ml.rps]}" "${RES[f2.rps]}")" "$(bench_pct "${RES[mp.rps]}" "${RES[f2.rps]}")" \
 		"$(bench_pct "${RES[mp.rps]}" "${RES[f3.rps]}")" "$(bench_pct "${RES[w.rps]}" "${RES[f3.rps]}")" \
@@ -209,14 +261,19 @@ bench_write_report() {
 		bench_settings
 		printf '\n### Results\n\n'
 		bench_report_results
+		printf '\n### Event pipeline: webhook received -> ledger posted (issue 5)\n\n'
+		bench_report_events
 		printf '\n### hexd resources\n\n'
 		bench_report_hexd
+		printf '\n### PostgreSQL during the write cases\n\n'
+		bench_report_postgres
 		printf '\n### Targets\n\n'
 		bench_report_targets
 		printf '\n### Commands\n\nPorts are picked per run.\n\n'
 		for x in $BENCH_CASES; do
 			printf -- '- %s: `%s`\n' "$x" "${CMD[$x]}"
 		done
+		printf -- '- event latency, after w and the wait for the ledger consumer: `%s`\n' "${CMD[lat]}"
 		printf -- '- o-on, o-off, s-alone, s-busy: each the command shown, run %s times for %ss (`-d%ss`), the two sides of a case in the order first, second, second, first, three times\n' \
 			"$BENCH_ABBA_EACH" "$BENCH_ALT_SECONDS" "$BENCH_ALT_SECONDS"
 	} >"$1"

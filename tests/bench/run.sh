@@ -13,6 +13,9 @@
 # Environment: HEX_BENCH_DURATION (10, seconds per measured run), HEX_BENCH_WARMUP (2),
 # HEX_BENCH_LOGIN_USERS (64), HEX_BENCH_MESSAGES (300000, rows seeded),
 # HEX_BENCH_WEBHOOK_EVENTS (100000, signed events made for the webhook case),
+# HEX_BENCH_TRANSFER_USERS (256, users the transfers case moves money between; a multiple
+# of 4), HEX_BENCH_DRAIN_TIMEOUT (300, seconds to wait for the ledger consumer after the
+# webhook case),
 # HEX_BENCH_PORT_BASE (28400, first port tried),
 # HEX_BENCH_LOG_LEVEL (info, hexd's), HEX_BENCH_HEXD (a hexd binary to use instead of
 # building one) with HEX_BENCH_REVISION (what it was built from, for the report),
@@ -32,6 +35,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 . "$BENCH_DIR/bench_messages.sh"
 # shellcheck source=tests/bench/bench_payments.sh
 . "$BENCH_DIR/bench_payments.sh"
+# shellcheck source=tests/bench/bench_ledger.sh
+. "$BENCH_DIR/bench_ledger.sh"
 # shellcheck source=tests/bench/bench_measure.sh
 . "$BENCH_DIR/bench_measure.sh"
 # shellcheck source=tests/bench/bench_cases.sh
@@ -47,6 +52,8 @@ BENCH_WARMUP=${HEX_BENCH_WARMUP:-2}
 BENCH_LOGIN_USERS=${HEX_BENCH_LOGIN_USERS:-64}
 BENCH_MESSAGES=${HEX_BENCH_MESSAGES:-300000}
 BENCH_WEBHOOK_EVENTS=${HEX_BENCH_WEBHOOK_EVENTS:-100000}
+BENCH_TRANSFER_USERS=${HEX_BENCH_TRANSFER_USERS:-256}
+BENCH_DRAIN_TIMEOUT=${HEX_BENCH_DRAIN_TIMEOUT:-300}
 BENCH_LOG_LEVEL=${HEX_BENCH_LOG_LEVEL:-info}
 BENCH_OUT=${HEX_BENCH_OUT:-$HEX_ROOT/docs/BENCHMARKS.md}
 case $BENCH_OUT in - | /*) ;; *) BENCH_OUT=$PWD/$BENCH_OUT ;; esac
@@ -154,7 +161,9 @@ bench_summary() {
 		printf '%-8s %10s %9s %9s %7s\n' "$k" "$(bench_int "${RES[$k.rps]}")" \
 			"$(bench_ms "${RES[$k.p50_us]}")" "$(bench_ms "${RES[$k.p99_us]}")" "${RES[$k.errors]}"
 	done
-	printf '\n'
+	printf '\nwebhook received -> ledger posted, events of w: %s of %s posted, p50 %s ms, p99 %s ms, max %s ms, drained %s s after the load\n\n' \
+		"${RES[lat.posted]}" "${RES[lat.events]}" "${RES[lat.p50_ms]}" "${RES[lat.p99_ms]}" \
+		"${RES[lat.max_ms]}" "${RES[lat.drain_s]}"
 }
 
 main() {
@@ -163,10 +172,15 @@ main() {
 	# Other work on the machine skews every number; the report says how busy it was.
 	BENCH_LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 	BENCH_COMMAND="tests/bench/run.sh"
-	local var
+	local var val
 	for var in HEX_BENCH_DURATION HEX_BENCH_WARMUP HEX_BENCH_LOGIN_USERS HEX_BENCH_MESSAGES \
-		HEX_BENCH_WEBHOOK_EVENTS HEX_BENCH_LOG_LEVEL HEX_BENCH_HEXD HEX_BENCH_REVISION; do
-		[ -n "${!var:-}" ] && BENCH_COMMAND="$var=${!var} $BENCH_COMMAND"
+		HEX_BENCH_WEBHOOK_EVENTS HEX_BENCH_TRANSFER_USERS HEX_BENCH_DRAIN_TIMEOUT \
+		HEX_BENCH_LOG_LEVEL HEX_BENCH_HEXD HEX_BENCH_REVISION; do
+		val=${!var:-}
+		[ -n "$val" ] || continue
+		# Quoted when the shell would split it, so that the report's command can be pasted.
+		case $val in *[!A-Za-z0-9_./:,=+-]*) val="'$val'" ;; esac
+		BENCH_COMMAND="$var=$val $BENCH_COMMAND"
 	done
 	bench_check_number HEX_BENCH_DURATION "$BENCH_DURATION"
 	bench_check_number HEX_BENCH_WARMUP "$BENCH_WARMUP"
@@ -179,6 +193,12 @@ main() {
 	[ "$BENCH_MESSAGES" -ge 100 ] || hex_die "HEX_BENCH_MESSAGES must be at least 100"
 	bench_check_number HEX_BENCH_WEBHOOK_EVENTS "$BENCH_WEBHOOK_EVENTS"
 	[ "$BENCH_WEBHOOK_EVENTS" -ge 100 ] || hex_die "HEX_BENCH_WEBHOOK_EVENTS must be at least 100"
+	bench_check_number HEX_BENCH_TRANSFER_USERS "$BENCH_TRANSFER_USERS"
+	# Two wrk threads, each an even share of at least 4 (transfer.lua).
+	if [ "$BENCH_TRANSFER_USERS" -lt 8 ] || [ $((BENCH_TRANSFER_USERS % 4)) != 0 ]; then
+		hex_die "HEX_BENCH_TRANSFER_USERS must be a multiple of 4, at least 8"
+	fi
+	bench_check_number HEX_BENCH_DRAIN_TIMEOUT "$BENCH_DRAIN_TIMEOUT"
 
 	hex_init
 	hex_at_exit bench_kill_background
@@ -216,6 +236,9 @@ main() {
 	bench_start_data_servers
 	bench_start_hexd
 	bench_seed "http://127.0.0.1:$A_PORT" "http://127.0.0.1:$B_PORT"
+	bench_seed_transfer_users "http://127.0.0.1:$A_PORT"
+	bench_fund_transfer_users
+	bench_check_transfer
 	bench_seed_messages
 	bench_check_messages "http://127.0.0.1:$A_PORT"
 	bench_seed_payments

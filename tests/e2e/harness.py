@@ -672,6 +672,118 @@ class Stack:
 
 
 # ---------------------------------------------------------------------------------------
+# the admin port (docs/ADMIN.md): one JSON line per reply, event lines while subscribed
+
+
+class AdminClosed(Exception):
+    """The admin port closed the connection."""
+
+
+class AdminClient:
+    """A line client of hexd's admin port over TCP (port) or a unix socket (path).
+    Reply lines (with "ok") and event lines (with "event") are told apart: call() returns
+    the next reply and keeps the events that came before it in self.events, oldest first.
+    rcvbuf shrinks the socket's receive buffer (set before connecting): a slow reader."""
+
+    def __init__(self, port=None, path=None, timeout=10.0, rcvbuf=None):
+        if path is not None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path if path is not None else ("127.0.0.1", port))
+        self.timeout = timeout
+        self.buf = b""
+        self.events = []
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode("utf-8"))
+
+    def send_line(self, line):
+        self.send_raw((line if isinstance(line, bytes) else line.encode("utf-8")) + b"\n")
+
+    def read_line(self, timeout=None):
+        """The next line (bytes, without its newline); AdminClosed at the end."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("no line from the admin port within the timeout")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                raise AdminClosed("closed by hexd; unterminated rest %r" % self.buf[:200])
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def read_json(self, timeout=None):
+        line = self.read_line(timeout)
+        try:
+            return json.loads(line.decode("utf-8"))
+        except ValueError:
+            raise AssertionError("admin port sent a line that is not JSON: %r" % line[:300])
+
+    def reply(self, timeout=None):
+        """The next reply line, keeping the event lines before it in self.events."""
+        while True:
+            obj = self.read_json(timeout)
+            if isinstance(obj, dict) and "event" in obj and "ok" not in obj:
+                self.events.append(obj)
+                continue
+            return obj
+
+    def call(self, line, timeout=None):
+        self.send_line(line)
+        return self.reply(timeout)
+
+    def next_event(self, kind=None, timeout=None):
+        """The next event line (of kind, if given: others are skipped), kept ones first."""
+        while True:
+            if self.events:
+                ev = self.events.pop(0)
+            else:
+                ev = self.read_json(timeout)
+                if "ok" in ev:
+                    raise AssertionError("a reply where an event was expected: %r" % ev)
+            if kind is None or ev.get("event") == kind:
+                return ev
+
+    def auth(self, token, operator=None):
+        line = "AUTH %s" % token + (" %s" % operator if operator is not None else "")
+        return self.call(line)
+
+    def wait_closed(self, timeout=None):
+        """Reads (and returns) everything until hexd closes; socket.timeout if it does
+        not within timeout."""
+        rest = []
+        while True:
+            try:
+                rest.append(self.read_line(timeout))
+            except AdminClosed:
+                rest.append(self.buf)
+                self.buf = b""
+                return b"\n".join(x for x in rest if x)
+
+
+# ---------------------------------------------------------------------------------------
 # the test case base class
 
 
@@ -812,6 +924,16 @@ class HexCase(unittest.TestCase):
         rows = self.stack.db.sql("SELECT %s FROM users WHERE id = %s" %
                                  (", ".join(cols), sql_literal(user_id)))
         return dict(zip(cols, rows[0])) if rows else None
+
+    def admin_connect(self, operator=None, auth=True, **kw):
+        """An AdminClient on this stack's admin port, authenticated (asserted) unless
+        auth is false; closed at the end of the test."""
+        c = AdminClient(port=self.stack.admin_port, **kw)
+        self.addCleanup(c.close)
+        if auth:
+            r = c.auth(self.stack.admin_token, operator)
+            self.assertEqual(r.get("ok"), True, r)
+        return c
 
     # -- assertions
 
@@ -1158,6 +1280,129 @@ class PaymentCase(HexCase):
         except subprocess.TimeoutExpired:
             h.kill()
         return h.proc.returncode
+
+
+# ---------------------------------------------------------------------------------------
+# nginx in front of several hexd: config/nginx.conf.in, as scripts/cluster.sh runs it
+
+NGINX_TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                              "config", "nginx.conf.in")
+
+
+def render_nginx_conf(listen_port, api1, api2, body_limit=1048576):
+    """config/nginx.conf.in filled in: nginx on listen_port in front of two instances,
+    api1 and api2 each a (v1 port, v2 port) pair (HEX_HTTP_LISTEN, HEX_PAYMENTS_LISTEN)."""
+    with open(NGINX_TEMPLATE) as f:
+        conf = f.read()
+    for key, value in (("LISTEN_PORT", listen_port), ("API1_HTTP_PORT", api1[0]),
+                       ("API1_PAYMENTS_PORT", api1[1]), ("API2_HTTP_PORT", api2[0]),
+                       ("API2_PAYMENTS_PORT", api2[1]), ("BODY_LIMIT", body_limit)):
+        conf = conf.replace("@%s@" % key, str(value))
+    left = re.findall(r"@[A-Z0-9_]+@", conf)
+    if left:
+        raise RuntimeError("nginx.conf.in: placeholders nobody fills: %s" % sorted(set(left)))
+    return conf
+
+
+def log_events(text, event=None):
+    """The JSON lines of a hexd log (optionally only those of one event), as dicts."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if event is None or obj.get("event") == event:
+            out.append(obj)
+    return out
+
+
+class Nginx:
+    """An nginx (foreground, from the test process) running conf in a folder of its own,
+    which is its prefix: pid, logs and temp files. The folder is world-readable so that
+    workers started by root (they run as nobody) can use their temp folders."""
+
+    def __init__(self, conf, port):
+        self.conf = conf
+        self.port = port
+        self.dir = tempfile.mkdtemp(prefix="hex-e2e-nginx-")
+        os.chmod(self.dir, 0o755)
+        self.proc = None
+
+    @property
+    def access_log_path(self):
+        return os.path.join(self.dir, "access.log")
+
+    def start(self, timeout=10.0):
+        if shutil.which("nginx") is None:
+            raise RuntimeError("nginx is not installed (Debian package nginx-light)")
+        path = os.path.join(self.dir, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(self.conf)
+        err = os.path.join(self.dir, "error.log")
+        self.proc = subprocess.Popen(["nginx", "-p", self.dir + "/", "-e", err, "-c", path,
+                                      "-g", "daemon off;"], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def listening():
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited with %d: %s" % (self.proc.returncode,
+                                                                 self.error_log()[-3000:]))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        if not wait_until(listening, timeout):
+            self.stop()
+            raise RuntimeError("nginx did not listen on %d: %s" % (self.port,
+                                                                   self.error_log()[-3000:]))
+        return self
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def access_log(self):
+        """Every access-log entry so far (one JSON object per request)."""
+        try:
+            with open(self.access_log_path, errors="replace") as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except OSError:
+            return []
+
+    def entry(self, request_id, timeout=5.0):
+        """The one access-log entry of request_id (nginx writes it when the reply is sent)."""
+        def found():
+            hits = [e for e in self.access_log() if e.get("request_id") == request_id]
+            return hits or None
+
+        hits = wait_until(found, timeout)
+        if not hits or len(hits) != 1:
+            raise AssertionError("nginx logged request %s %d times" %
+                                 (request_id, len(hits or [])))
+        return hits[0]
+
+    def stop(self):
+        """Graceful stop (QUIT: requests in progress finish); kills it after 10 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self):
+        self.stop()
+        if not os.environ.get("HEX_E2E_KEEP"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------

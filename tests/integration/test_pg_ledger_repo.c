@@ -257,12 +257,13 @@ static void test_a_wallet_cannot_go_negative(void **state)
 	/* Through the service: HEX_CONFLICT insufficient_funds, nothing written. */
 	struct ledger_txn t;
 	struct hex_err err = {0};
-	assert_int_equal(ledger_service_transfer(&svc, USER_A, USER_B, 6, "eur", "k1", &t, &err),
-	                 HEX_CONFLICT);
+	assert_int_equal(
+	    ledger_service_transfer(&svc, USER_A, USER_B, 6, "eur", "k1", &t, NULL, &err),
+	    HEX_CONFLICT);
 	assert_string_equal(err.code, "insufficient_funds");
 	assert_int_equal(scalar("SELECT count(*) FROM journal_transactions"), 1);
-	assert_int_equal(ledger_service_transfer(&svc, USER_A, USER_B, 5, "eur", "k1", &t, &err),
-	                 HEX_OK);
+	assert_int_equal(
+	    ledger_service_transfer(&svc, USER_A, USER_B, 5, "eur", "k1", &t, NULL, &err), HEX_OK);
 	assert_int_equal(wallet(USER_A), 0);
 	assert_int_equal(wallet(USER_B), 5);
 	/* The clearing account is a system account: it may be (and is) negative. */
@@ -345,9 +346,9 @@ static void test_balances_and_entries_pages(void **state)
 	for (int i = 0; i < 5; i++) {
 		char key[8];
 		snprintf(key, sizeof key, "t%d", i);
-		assert_int_equal(
-		    ledger_service_transfer(&svc, USER_A, USER_B, 10 + i, "eur", key, &t, &err),
-		    HEX_OK);
+		assert_int_equal(ledger_service_transfer(&svc, USER_A, USER_B, 10 + i, "eur", key,
+		                                         &t, NULL, &err),
+		                 HEX_OK);
 	}
 	assert_int_equal(ledger_service_top_up(&svc, PAYMENT2, USER_A, 7, "usd", &t, &err), HEX_OK);
 	struct ledger_balances b;
@@ -410,7 +411,7 @@ static void *move_many(void *arg)
 		snprintf(key, sizeof key, "%c%d", m->prefix, i);
 		struct ledger_txn t;
 		struct hex_err err = {0};
-		if (ledger_service_transfer(m->svc, m->from, m->to, 1 + i % 7, "eur", key, &t,
+		if (ledger_service_transfer(m->svc, m->from, m->to, 1 + i % 7, "eur", key, &t, NULL,
 		                            &err) != HEX_OK)
 			m->failures++;
 	}
@@ -449,7 +450,7 @@ static void *transfer_once(void *arg)
 	struct same_key *s = arg;
 	struct ledger_txn t;
 	struct hex_err err = {0};
-	s->st = ledger_service_transfer(s->svc, USER_A, USER_B, 10, "eur", s->key, &t, &err);
+	s->st = ledger_service_transfer(s->svc, USER_A, USER_B, 10, "eur", s->key, &t, NULL, &err);
 	return NULL;
 }
 

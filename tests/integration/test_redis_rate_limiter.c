@@ -104,7 +104,9 @@ static void test_allows_exactly_limit_then_refuses(void **state)
 	int expected = (int)(window - now % window);
 	print_message("retry after %d s (expected about %d)\n", retry, expected);
 	assert_true(retry >= 1 && retry <= window);
-	assert_true(retry == expected || retry == expected - 1);
+	/* A second may pass between the refusal and reading the clock (two under a slow
+	 * sanitizer build on a busy machine). */
+	assert_true(retry <= expected && retry >= expected - 2);
 	/* Still refused: attempts over the limit do not reopen the window. */
 	assert_int_equal(hit(f, key, limit, window, &retry), HEX_RATE_LIMITED);
 	assert_true(retry >= 1 && retry <= window);

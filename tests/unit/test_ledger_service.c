@@ -340,9 +340,9 @@ static void refund_of_spent_money_is_insufficient_funds(void **state)
 {
 	struct fixture *fx = *state;
 	top_up(fx, PAYMENT, USER_A, 700);
-	assert_int_equal(
-	    ledger_service_transfer(&fx->svc, USER_A, USER_B, 500, "eur", "k1", &fx->txn, &fx->err),
-	    HEX_OK);
+	assert_int_equal(ledger_service_transfer(&fx->svc, USER_A, USER_B, 500, "eur", "k1",
+	                                         &fx->txn, NULL, &fx->err),
+	                 HEX_OK);
 	assert_int_equal(
 	    ledger_service_refund(&fx->svc, REFUND, "payment:" PAYMENT, &fx->txn, &fx->err),
 	    HEX_CONFLICT);
@@ -354,23 +354,26 @@ static void transfer_moves_between_wallets_idempotently(void **state)
 {
 	struct fixture *fx = *state;
 	top_up(fx, PAYMENT, USER_A, 1000);
-	assert_int_equal(
-	    ledger_service_transfer(&fx->svc, USER_A, USER_B, 300, "eur", "k1", &fx->txn, &fx->err),
-	    HEX_OK);
+	bool replayed = true;
+	assert_int_equal(ledger_service_transfer(&fx->svc, USER_A, USER_B, 300, "eur", "k1",
+	                                         &fx->txn, &replayed, &fx->err),
+	                 HEX_OK);
+	assert_false(replayed);
 	char ref[LEDGER_KEY_MAX + 1];
 	snprintf(ref, sizeof ref, "transfer:%s", fx->txn.id);
 	assert_string_equal(fx->txn.reference, ref);
 	assert_int_equal(wallet(fx, USER_A, "eur"), 700);
 	assert_int_equal(wallet(fx, USER_B, "eur"), 300);
 	/* The same client key again: a retry, nothing more moves. */
-	assert_int_equal(
-	    ledger_service_transfer(&fx->svc, USER_A, USER_B, 300, "eur", "k1", &fx->txn, &fx->err),
-	    HEX_OK);
+	assert_int_equal(ledger_service_transfer(&fx->svc, USER_A, USER_B, 300, "eur", "k1",
+	                                         &fx->txn, &replayed, &fx->err),
+	                 HEX_OK);
+	assert_true(replayed);
 	assert_int_equal(wallet(fx, USER_A, "eur"), 700);
 	/* Another payer may use the same key. */
-	assert_int_equal(
-	    ledger_service_transfer(&fx->svc, USER_B, USER_A, 100, "eur", "k1", &fx->txn, &fx->err),
-	    HEX_OK);
+	assert_int_equal(ledger_service_transfer(&fx->svc, USER_B, USER_A, 100, "eur", "k1",
+	                                         &fx->txn, NULL, &fx->err),
+	                 HEX_OK);
 	assert_int_equal(wallet(fx, USER_A, "eur"), 800);
 	assert_int_equal(wallet(fx, USER_B, "eur"), 200);
 	verify_ok(fx);
@@ -381,20 +384,20 @@ static void transfer_overdraft_is_insufficient_funds(void **state)
 	struct fixture *fx = *state;
 	top_up(fx, PAYMENT, USER_A, 100);
 	fx->err.code = NULL;
-	assert_int_equal(
-	    ledger_service_transfer(&fx->svc, USER_A, USER_B, 101, "eur", "k2", &fx->txn, &fx->err),
-	    HEX_CONFLICT);
+	assert_int_equal(ledger_service_transfer(&fx->svc, USER_A, USER_B, 101, "eur", "k2",
+	                                         &fx->txn, NULL, &fx->err),
+	                 HEX_CONFLICT);
 	assert_string_equal(fx->err.code, "insufficient_funds");
 	assert_string_equal(fx->err.field, "amount");
 	assert_int_equal(wallet(fx, USER_A, "eur"), 100);
 	/* A user with no wallet at all has nothing to send. */
-	assert_int_equal(
-	    ledger_service_transfer(&fx->svc, USER_B, USER_A, 1, "eur", "k3", &fx->txn, &fx->err),
-	    HEX_CONFLICT);
+	assert_int_equal(ledger_service_transfer(&fx->svc, USER_B, USER_A, 1, "eur", "k3", &fx->txn,
+	                                         NULL, &fx->err),
+	                 HEX_CONFLICT);
 	/* Exactly everything is fine. */
-	assert_int_equal(
-	    ledger_service_transfer(&fx->svc, USER_A, USER_B, 100, "eur", "k4", &fx->txn, &fx->err),
-	    HEX_OK);
+	assert_int_equal(ledger_service_transfer(&fx->svc, USER_A, USER_B, 100, "eur", "k4",
+	                                         &fx->txn, NULL, &fx->err),
+	                 HEX_OK);
 	assert_int_equal(wallet(fx, USER_A, "eur"), 0);
 }
 
@@ -421,7 +424,7 @@ static void transfer_input_errors(void **state)
 		fx->err.field = NULL;
 		assert_int_equal(ledger_service_transfer(&fx->svc, cases[i].from, cases[i].to,
 		                                         cases[i].amount, cases[i].currency,
-		                                         cases[i].key, &fx->txn, &fx->err),
+		                                         cases[i].key, &fx->txn, NULL, &fx->err),
 		                 HEX_INVALID);
 		assert_non_null(fx->err.field);
 		assert_string_equal(fx->err.field, cases[i].field);
@@ -430,7 +433,7 @@ static void transfer_input_errors(void **state)
 	memset(long_key, 'k', sizeof long_key - 1);
 	long_key[sizeof long_key - 1] = '\0';
 	assert_int_equal(ledger_service_transfer(&fx->svc, USER_A, USER_B, 1, "eur", long_key,
-	                                         &fx->txn, &fx->err),
+	                                         &fx->txn, NULL, &fx->err),
 	                 HEX_INVALID);
 	assert_string_equal(fx->err.field, "idempotency_key");
 	assert_int_equal(fx->repo.posts, 0);
@@ -457,7 +460,7 @@ static void entries_page_newest_first(void **state)
 		char key[8];
 		snprintf(key, sizeof key, "t%d", i);
 		assert_int_equal(ledger_service_transfer(&fx->svc, USER_A, USER_B, 10 + i, "eur",
-		                                         key, &fx->txn, &fx->err),
+		                                         key, &fx->txn, NULL, &fx->err),
 		                 HEX_OK);
 	}
 	struct ledger_entry_page p;

@@ -638,10 +638,27 @@ static bool row_after(const struct user *u, const struct user_cursor *c)
 	return strcmp(u->id, c->id) > 0;
 }
 
+/* The cursor's side of u in the walk's direction: after it, or before it newest first. */
+static bool row_past(const struct user *u, const struct user_filter *f)
+{
+	if (f->after == NULL || !f->newest_first)
+		return row_after(u, f->after);
+	if (u->created_at_us != f->after->created_at_us)
+		return u->created_at_us < f->after->created_at_us;
+	return strcmp(u->id, f->after->id) < 0;
+}
+
 static bool row_matches(const struct user *u, const struct user_filter *f)
 {
+	/* The real search is ILIKE with its wildcards escaped: a plain substring, any case. */
 	return (f->email == NULL || strcmp(u->email, f->email) == 0) &&
-	       (f->membership < 0 || (int)u->membership == f->membership) && row_after(u, f->after);
+	       (f->email_contains == NULL || strcasestr(u->email, f->email_contains) != NULL) &&
+	       (f->membership < 0 || (int)u->membership == f->membership) && row_past(u, f);
+}
+
+static int row_order_desc(const void *a, const void *b)
+{
+	return row_order(b, a);
 }
 
 static enum hex_status fake_repo_list(void *self, const struct user_filter *f,
@@ -658,7 +675,7 @@ static enum hex_status fake_repo_list(void *self, const struct user_filter *f,
 	for (int i = 0; i < r->count; i++)
 		if (row_matches(&r->rows[i].user, f))
 			match[n++] = &r->rows[i];
-	qsort(match, (size_t)n, sizeof match[0], row_order);
+	qsort(match, (size_t)n, sizeof match[0], f->newest_first ? row_order_desc : row_order);
 	out->count = n < f->limit ? n : f->limit;
 	for (int i = 0; i < out->count; i++)
 		out->items[i] = match[i]->user;
