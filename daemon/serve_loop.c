@@ -69,6 +69,15 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 		if (l->flush_until_ms > l->drain_deadline_ms)
 			l->flush_until_ms = l->drain_deadline_ms;
 	}
+	if (left == 0 && now >= l->flush_until_ms) {
+		/* Close this loop's idle keep-alive connections now: while other loops still
+		 * drain, a client must not send its next request where nobody reads it (it gets a
+		 * closed connection instead, which a proxy retries elsewhere). */
+		for (int i = 0; i < LISTEN_COUNT; i++) {
+			http_server_free(l->servers[i]);
+			l->servers[i] = NULL;
+		}
+	}
 	if (left > 0 || now >= l->flush_until_ms)
 		event_base_loopexit(l->base, NULL);
 }

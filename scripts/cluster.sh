@@ -17,6 +17,8 @@
 # base+10n (v1), +1 (v2 payments), +2 (admin), +3 (metrics). HEX_CLUSTER_BUILD_DIR (build)
 # is the build folder whose hexd runs (build-asan: under the sanitizers). Every other HEX_*
 # setting of hexd in the environment is passed to all four instances (HEX_LOG_FORMAT=text).
+# HEX_CLUSTER_NAME (cluster) names the folder .hex/<name>/ and the lock, so a second cluster
+# (tests/drills) can run next to the default one with its own ports and data.
 set -euo pipefail
 
 HEX_SCRIPT=cluster
@@ -32,6 +34,7 @@ BUILD_DIR=${HEX_CLUSTER_BUILD_DIR:-build}
 HEXD=$HEX_ROOT/$BUILD_DIR/bin/hexd
 NGINX_TEMPLATE=$HEX_ROOT/config/nginx.conf.in
 INSTANCES=(api1 api2 worker1 worker2)
+CLUSTER_NAME=${HEX_CLUSTER_NAME:-cluster}
 # hexd drains for at most HEX_SHUTDOWN_TIMEOUT seconds (10); then allow its clean-up.
 STOP_WAIT=$((${HEX_SHUTDOWN_TIMEOUT:-10} + 20))
 
@@ -214,39 +217,12 @@ nginx_stop() {
 
 # ---------------------------------------------------------------- settings
 
-hex_random_hex() {
-	od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
-}
-
-# Generated once (mode 600) and shared by every instance: a token one instance issues must
-# verify on the other, and Stripe signs webhooks with one secret whichever instance gets
-# them. A value already in the environment wins.
+# Shared by every instance: a token one instance issues must verify on the other, and
+# Stripe signs webhooks with one secret whichever instance gets them.
 load_secrets() {
-	local file=$HEX_STATE/secrets.env key value
-	if [ ! -f "$file" ]; then
-		hex_say "generating secrets in $file"
-		(
-			umask 077
-			printf 'HEX_JWT_SECRET=%s\n' "$(hex_random_hex 32)"
-			printf 'HEX_ADMIN_TOKEN=%s\n' "$(hex_random_hex 24)"
-			printf 'HEX_STRIPE_WEBHOOK_SECRET=whsec_%s\n' "$(hex_random_hex 16)"
-		) >"$file.tmp"
-		mv "$file.tmp" "$file"
-	fi
-	chmod 600 "$file"
-	while IFS='=' read -r key value; do
-		case $key in
-		HEX_JWT_SECRET) export HEX_JWT_SECRET="${HEX_JWT_SECRET:-$value}" ;;
-		HEX_ADMIN_TOKEN) export HEX_ADMIN_TOKEN="${HEX_ADMIN_TOKEN:-$value}" ;;
-		HEX_STRIPE_WEBHOOK_SECRET)
-			export HEX_STRIPE_WEBHOOK_SECRET="${HEX_STRIPE_WEBHOOK_SECRET:-$value}"
-			;;
-		esac
-	done <"$file"
-	if [ -z "${HEX_JWT_SECRET:-}" ] || [ -z "${HEX_ADMIN_TOKEN:-}" ] ||
-		[ -z "${HEX_STRIPE_WEBHOOK_SECRET:-}" ]; then
-		hex_die "$file lacks a secret; delete it to generate new ones"
-	fi
+	hex_load_secrets "$HEX_STATE/secrets.env"
+	[ -n "${HEX_STRIPE_WEBHOOK_SECRET:-}" ] ||
+		hex_die "$HEX_STATE/secrets.env lacks HEX_STRIPE_WEBHOOK_SECRET; delete it to generate new ones"
 }
 
 export_hexd_env() {
@@ -275,7 +251,7 @@ cluster_folders() {
 	if hex_is_root && ! id -u "$HEX_SERVER_USER" >/dev/null 2>&1; then
 		return 1
 	fi
-	hex_choose_folders cluster
+	hex_choose_folders "$CLUSTER_NAME"
 }
 
 something_running() {
@@ -331,11 +307,11 @@ EOF
 
 cmd_start() {
 	hex_init
-	hex_lock cluster
+	hex_lock "$CLUSTER_NAME"
 	command -v nginx >/dev/null 2>&1 || HEX_PACKAGES+=(nginx-light)
 	hex_install_packages
 	hex_ensure_server_user
-	hex_choose_folders cluster
+	hex_choose_folders "$CLUSTER_NAME"
 	if something_running; then
 		hex_die "the cluster is already running (./scripts/cluster.sh status; stop it first)"
 	fi
@@ -369,7 +345,7 @@ cmd_start() {
 
 cmd_stop() {
 	hex_init
-	hex_lock cluster
+	hex_lock "$CLUSTER_NAME"
 	if ! cluster_folders; then
 		hex_say "nothing to stop (the cluster never ran here)"
 		return 0

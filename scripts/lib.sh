@@ -102,6 +102,40 @@ hex_chown_to_server_user() {
 	fi
 }
 
+# ---------------------------------------------------------------- secrets
+
+hex_random_hex() {
+	od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
+}
+
+# hex_load_secrets FILE: hexd's shared secrets (JWT, admin token, Stripe webhook secret),
+# generated once into FILE (mode 600) so that tokens survive restarts and every instance
+# of a cluster agrees, then exported. A value already in the environment wins.
+hex_load_secrets() {
+	local file=$1 key value
+	if [ ! -f "$file" ]; then
+		hex_say "generating secrets in $file"
+		(
+			umask 077
+			printf 'HEX_JWT_SECRET=%s\n' "$(hex_random_hex 32)"
+			printf 'HEX_ADMIN_TOKEN=%s\n' "$(hex_random_hex 24)"
+			printf 'HEX_STRIPE_WEBHOOK_SECRET=whsec_%s\n' "$(hex_random_hex 16)"
+		) >"$file.tmp"
+		mv "$file.tmp" "$file"
+	fi
+	chmod 600 "$file"
+	while IFS='=' read -r key value; do
+		case $key in
+		HEX_JWT_SECRET | HEX_ADMIN_TOKEN | HEX_STRIPE_WEBHOOK_SECRET)
+			[ -n "${!key:-}" ] || export "$key=$value"
+			;;
+		esac
+	done <"$file"
+	if [ -z "${HEX_JWT_SECRET:-}" ] || [ -z "${HEX_ADMIN_TOKEN:-}" ]; then
+		hex_die "$file lacks HEX_JWT_SECRET or HEX_ADMIN_TOKEN; delete it to generate new ones"
+	fi
+}
+
 # ---------------------------------------------------------------- packages
 
 hex_missing_packages() {

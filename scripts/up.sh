@@ -18,35 +18,6 @@ PG_PORT=${HEX_DEV_PG_PORT:-15432}
 REDIS_PORT=${HEX_DEV_REDIS_PORT:-16379}
 HEXD=$HEX_ROOT/build/bin/hexd
 
-hex_random_hex() {
-	od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'
-}
-
-# Secrets are generated once and kept (mode 600) so tokens survive restarts; a value
-# already in the environment wins over the file.
-load_secrets() {
-	local file=$HEX_STATE/secrets.env key value
-	if [ ! -f "$file" ]; then
-		hex_say "generating secrets in $file"
-		(
-			umask 077
-			printf 'HEX_JWT_SECRET=%s\n' "$(hex_random_hex 32)"
-			printf 'HEX_ADMIN_TOKEN=%s\n' "$(hex_random_hex 24)"
-		) >"$file.tmp"
-		mv "$file.tmp" "$file"
-	fi
-	chmod 600 "$file"
-	while IFS='=' read -r key value; do
-		case $key in
-		HEX_JWT_SECRET) export HEX_JWT_SECRET="${HEX_JWT_SECRET:-$value}" ;;
-		HEX_ADMIN_TOKEN) export HEX_ADMIN_TOKEN="${HEX_ADMIN_TOKEN:-$value}" ;;
-		esac
-	done <"$file"
-	if [ -z "${HEX_JWT_SECRET:-}" ] || [ -z "${HEX_ADMIN_TOKEN:-}" ]; then
-		hex_die "$file lacks HEX_JWT_SECRET or HEX_ADMIN_TOKEN; delete it to generate new ones"
-	fi
-}
-
 export_hexd_env() {
 	export HEX_DATABASE_URL="host=127.0.0.1 port=$PG_PORT user=$HEX_SERVER_USER dbname=hex"
 	export HEX_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
@@ -150,7 +121,7 @@ main() {
 	hex_build build || hex_die "the build failed (see above)"
 	[ -x "$HEXD" ] || hex_die "the build did not produce $HEXD"
 
-	load_secrets
+	hex_load_secrets "$HEX_STATE/secrets.env"
 	export_hexd_env
 	hex_say "migrating the database"
 	"$HEXD" migrate 9>&- || hex_die "hexd migrate failed (exit $?)"

@@ -1,0 +1,469 @@
+"""drill_lib: what every reliability drill shares (python3 stdlib only).
+
+A drill starts a fresh private cluster with scripts/cluster.sh (HEX_CLUSTER_NAME=drills,
+ports in 28000-28399, hexd from HEX_CLUSTER_BUILD_DIR, default build-d1), seeds data
+through the API and SQL, runs load from Python threads that record every answer, injects
+its fault, checks from PostgreSQL and the API, prints one summary line and tears down.
+
+Environment: HEX_DRILL_SHORT=1 (a few seconds of load), HEX_DRILL_KEEP=1 (leave the cluster
+up after the drill, for a look at its logs in .hex/drills/).
+"""
+
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+NAME = "drills"
+NGINX_PORT = 28000
+PG_PORT = 28001
+REDIS_PORT = 28002
+FAKE_STRIPE_PORT = 28003
+HEXD_BASE = 28100  # instance n listens on 28100 + 10n .. +3
+BUILD_DIR = os.environ.get("HEX_CLUSTER_BUILD_DIR", "build-d1")
+SHORT = os.environ.get("HEX_DRILL_SHORT") == "1"
+STATE = os.path.join(ROOT, ".hex", NAME)
+PG_BIN = "/usr/lib/postgresql/15/bin"
+SERVER_USER = "hex"
+PASSWORD = "correct horse battery staple"
+INSTANCES = ("api1", "api2", "worker1", "worker2")
+CONSUMERS = ("ledger", "membership", "notify")
+STREAM = "hex:events:payment_events"
+
+
+def say(msg):
+    print("drill: %s" % msg, flush=True)
+
+
+class DrillFailed(Exception):
+    pass
+
+
+def wait_until(pred, timeout, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(interval)
+
+
+def load_seconds(full, short):
+    return short if SHORT else full
+
+
+# ------------------------------------------------------------------ the cluster
+
+
+def server_dir():
+    """Where cluster.sh keeps the servers' data (lib.sh hex_choose_folders)."""
+    h = hashlib.sha256(ROOT.encode()).hexdigest()[:12]
+    alt = "/var/tmp/hex-%s/%s" % (h, NAME)
+    return alt if os.path.isdir(os.path.join(alt, "pg")) else STATE
+
+
+class Cluster:
+    def __init__(self, extra_env=None):
+        self.env = dict(os.environ)
+        for k in list(self.env):
+            if k.startswith("HEX_") and k not in ("HEX_CLUSTER_BUILD_DIR",):
+                del self.env[k]
+        self.env.update({
+            "HEX_CLUSTER_NAME": NAME, "HEX_CLUSTER_PORT": str(NGINX_PORT),
+            "HEX_CLUSTER_PG_PORT": str(PG_PORT), "HEX_CLUSTER_REDIS_PORT": str(REDIS_PORT),
+            "HEX_CLUSTER_HEXD_PORT": str(HEXD_BASE), "HEX_CLUSTER_BUILD_DIR": BUILD_DIR,
+            "HEX_LOG_FORMAT": "text",
+            # No simulated settlement during a drill: the drill sends every event itself.
+            "HEX_SIMULATED_DELAY_MS": "3600000",
+            # Another worker takes over a killed one's entries after 3 s, not 15.
+            "HEX_EVENT_CLAIM_IDLE_MS": "3000",
+            "HEX_EVENT_RETRY_BASE_MS": "200", "HEX_EVENT_RETRY_MAX_MS": "2000",
+        })
+        self.env.update(extra_env or {})
+        self.secrets = {}
+        self.started = False
+
+    def script(self, cmd, timeout=300):
+        p = subprocess.run([os.path.join(ROOT, "scripts", "cluster.sh"), cmd], env=self.env,
+                           capture_output=True, text=True, timeout=timeout)
+        return p
+
+    def start(self):
+        self.stop()
+        for d in (STATE, server_dir()):
+            shutil.rmtree(d, ignore_errors=True)
+        say("starting a fresh cluster (nginx :%d, PostgreSQL :%d, Redis :%d)" %
+            (NGINX_PORT, PG_PORT, REDIS_PORT))
+        t0 = time.monotonic()
+        p = self.script("start", timeout=600)
+        self.started = True
+        if p.returncode != 0:
+            raise DrillFailed("cluster.sh start failed:\n%s%s" % (p.stdout[-3000:],
+                                                                   p.stderr[-3000:]))
+        with open(os.path.join(STATE, "secrets.env")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                self.secrets[k] = v
+        say("cluster up in %.1fs" % (time.monotonic() - t0))
+
+    def stop(self):
+        p = self.script("stop", timeout=300)
+        if p.returncode != 0:
+            say("cluster.sh stop: exit %d: %s" % (p.returncode, p.stderr[-1000:]))
+
+    # -- processes
+
+    def pid(self, name):
+        try:
+            with open(os.path.join(STATE, name, "hexd.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
+    def port(self, name, off):
+        return HEXD_BASE + 10 * INSTANCES.index(name) + off
+
+    def log(self, name):
+        try:
+            with open(os.path.join(STATE, name, "hexd.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def kill9(self, name):
+        pid = self.pid(name)
+        if pid is None:
+            raise DrillFailed("no pid for %s" % name)
+        os.kill(pid, 9)
+        say("kill -9 %s (pid %d)" % (name, pid))
+
+    def hexd_env(self):
+        env = dict(os.environ)
+        env.update({
+            "HEX_DATABASE_URL": "host=127.0.0.1 port=%d user=%s dbname=hex" % (PG_PORT,
+                                                                               SERVER_USER),
+            "HEX_REDIS_URL": "redis://127.0.0.1:%d/0" % REDIS_PORT,
+            "HEX_LOG_FORMAT": "text", "USER": "drill-operator",
+        })
+        env.update(self.secrets)
+        return env
+
+    def hexd(self, *args, timeout=120):
+        return subprocess.run([os.path.join(ROOT, BUILD_DIR, "bin", "hexd")] + list(args),
+                              env=self.hexd_env(), capture_output=True, text=True,
+                              timeout=timeout)
+
+    def ledger_verify(self):
+        p = self.hexd("ledger", "verify")
+        ok = p.returncode == 0 and p.stdout.strip().splitlines()[-1:] == ["ledger ok"]
+        return ok, (p.stdout + p.stderr).strip()[-500:]
+
+    # -- PostgreSQL and Redis
+
+    def psql(self, query, timeout=60):
+        p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\t",
+                            "-h", "127.0.0.1", "-p", str(PG_PORT), "-U", SERVER_USER, "-d",
+                            "hex", "-c", query], capture_output=True, text=True,
+                           timeout=timeout)
+        if p.returncode != 0:
+            raise DrillFailed("psql failed on %r: %s" % (query[:200], p.stderr.strip()))
+        return [line.split("\t") for line in p.stdout.splitlines() if line]
+
+    def scalar(self, query):
+        rows = self.psql(query)
+        return rows[0][0] if rows else None
+
+    def pg_ctl(self, *args):
+        data = os.path.join(server_dir(), "pg", "data")
+        return subprocess.run(["runuser", "-u", SERVER_USER, "--", PG_BIN + "/pg_ctl"] +
+                              list(args) + ["-D", data], capture_output=True, text=True,
+                              timeout=120, cwd="/")
+
+    def redis_cli(self, *args):
+        return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(REDIS_PORT)] +
+                              list(args), capture_output=True, text=True, timeout=30)
+
+    def redis_stop(self):
+        """SHUTDOWN SAVE: the streams and their groups come back with the snapshot."""
+        self.redis_cli("shutdown", "save")
+        wait_until(lambda: self.redis_cli("ping").stdout.strip() != "PONG", 20)
+
+    def redis_start(self):
+        d = os.path.join(server_dir(), "redis")
+        p = subprocess.run(["runuser", "-u", SERVER_USER, "--", "redis-server", "--bind",
+                            "127.0.0.1", "--port", str(REDIS_PORT), "--save", "300 1",
+                            "--appendonly", "no", "--daemonize", "yes", "--pidfile",
+                            d + "/redis.pid", "--logfile", d + "/redis.log", "--dir", d],
+                           capture_output=True, text=True, timeout=30, cwd="/")
+        if p.returncode != 0 or not wait_until(
+                lambda: self.redis_cli("ping").stdout.strip() == "PONG", 20):
+            raise DrillFailed("redis did not restart: %s" % p.stderr)
+
+    def pending(self):
+        """Entries delivered and not acknowledged, over every group of every stream."""
+        total = 0
+        for key in [STREAM] + ["%s:retry:%s" % (STREAM, c) for c in CONSUMERS]:
+            out = self.redis_cli("xinfo", "groups", key).stdout.split("\n")
+            for i, line in enumerate(out):
+                if line.strip() == "pending" and i + 1 < len(out):
+                    total += int(out[i + 1].strip())
+        return total
+
+    def unpublished(self):
+        return int(self.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL "
+                               "AND available_at <= now()") or 0)
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+class Reply:
+    def __init__(self, status, body, elapsed):
+        self.status, self.body, self.elapsed = status, body, elapsed
+
+    def json(self):
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def code(self):
+        j = self.json()
+        return j.get("code") if isinstance(j, dict) else None
+
+
+def request(method, path, body=None, token=None, headers=None, port=NGINX_PORT, timeout=30,
+            conn=None):
+    """One request; status 0 for a connection-level failure (refused, reset, timeout)."""
+    hdrs = dict(headers or {})
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+        hdrs.setdefault("Content-Type", "application/json")
+    if token:
+        hdrs["Authorization"] = "Bearer " + token
+    t0 = time.monotonic()
+    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+        return Reply(r.status, data.decode(errors="replace"), time.monotonic() - t0)
+    except (OSError, http.client.HTTPException) as e:
+        return Reply(0, str(e), time.monotonic() - t0)
+    finally:
+        if conn is None:
+            c.close()
+
+
+def make_user(prefix):
+    email = "%s-%s@example.com" % (prefix, uuid.uuid4().hex[:10])
+    r = request("POST", "/v1/users", {"email": email, "password": PASSWORD})
+    if r.status != 201:
+        raise DrillFailed("POST /v1/users: %d %s" % (r.status, r.body[:300]))
+    uid = r.json()["id"]
+    r = request("POST", "/v1/login", {"email": email, "password": PASSWORD})
+    if r.status != 200:
+        raise DrillFailed("POST /v1/login: %d %s" % (r.status, r.body[:300]))
+    return {"id": uid, "email": email, "token": r.json()["access_token"]}
+
+
+# ------------------------------------------------------------------ payments and events
+
+
+def seed_payments(cluster, user_id, n, amount=1000, tag=None, amounts=None):
+    """n 'processing' wallet top-ups of user_id, in SQL as after hexd's call to Stripe;
+    their ids, intents and amounts (a list of dicts shaped like the API's payment)."""
+    tag = tag or uuid.uuid4().hex[:8]
+    out = []
+    for i in range(n):
+        pid = str(uuid.uuid4())
+        out.append({"id": pid, "user_id": user_id, "amount": amounts[i] if amounts else amount,
+                    "currency": "usd", "purpose": "wallet_top_up",
+                    "stripe_payment_intent_id": "pi_drill_%s_%d" % (tag, i)})
+    for chunk in range(0, n, 500):
+        values = ",".join(
+            "('%s','%s',%d,'usd','wallet_top_up','processing','drill-%s','%s')" %
+            (p["id"], user_id, p["amount"], p["id"], p["stripe_payment_intent_id"])
+            for p in out[chunk:chunk + 500])
+        cluster.psql("INSERT INTO payments (id, user_id, amount, currency, purpose, status, "
+                     "stripe_idempotency_key, stripe_payment_intent_id) VALUES " + values)
+    return out
+
+
+_FIXTURES = None
+
+
+def fixtures():
+    global _FIXTURES
+    if _FIXTURES is None:
+        with open(os.path.join(ROOT, "tests", "fixtures", "stripe", "fixtures3.json")) as f:
+            _FIXTURES = json.load(f)["resources"]
+    return _FIXTURES
+
+
+def event_for(payment, kind, event_id=None):
+    """A Stripe event: kind 'succeeded' (payment_intent.succeeded) or 'refunded'
+    (charge.refunded, in full)."""
+    meta = {"payment_id": payment["id"], "user_id": payment["user_id"],
+            "purpose": payment["purpose"]}
+    if kind == "succeeded":
+        obj = dict(fixtures()["payment_intent"])
+        obj.update({"id": payment["stripe_payment_intent_id"], "amount": payment["amount"],
+                    "amount_received": payment["amount"], "currency": "usd",
+                    "status": "succeeded", "metadata": meta, "client_secret": None,
+                    "last_payment_error": None})
+        type_ = "payment_intent.succeeded"
+    else:
+        obj = dict(fixtures()["charge"])
+        obj.update({"id": "ch_" + uuid.uuid4().hex[:20], "amount": payment["amount"],
+                    "amount_captured": payment["amount"],
+                    "amount_refunded": payment["amount"], "captured": True, "refunded": True,
+                    "currency": "usd", "payment_intent": payment["stripe_payment_intent_id"],
+                    "metadata": meta})
+        type_ = "charge.refunded"
+    ev = dict(fixtures()["event"])
+    ev.update({"id": event_id or "evt_drill_" + uuid.uuid4().hex[:20], "type": type_,
+               "created": int(time.time()), "api_version": "2024-06-20",
+               "data": {"object": obj}})
+    return ev
+
+
+def signed(secret, event):
+    body = json.dumps(event, separators=(",", ":")).encode()
+    t = int(time.time())
+    mac = hmac.new(secret.encode(), b"%d." % t + body, hashlib.sha256).hexdigest()
+    return body, {"Stripe-Signature": "t=%d,v1=%s" % (t, mac),
+                  "Content-Type": "application/json"}
+
+
+def send_event(cluster, event, conn=None):
+    body, hdrs = signed(cluster.secrets["HEX_STRIPE_WEBHOOK_SECRET"], event)
+    return request("POST", "/v2/stripe/webhook", body=body, headers=hdrs, conn=conn)
+
+
+def top_up(cluster, user, amount):
+    """Money into user's wallet the real way: a payment, its success event, the ledger
+    consumer's posting (waited for)."""
+    p = seed_payments(cluster, user["id"], 1, amount)[0]
+    r = send_event(cluster, event_for(p, "succeeded"))
+    if r.status != 200:
+        raise DrillFailed("top-up webhook: %d %s" % (r.status, r.body[:300]))
+    if not wait_until(lambda: balance(cluster, user["id"]) >= amount, 30):
+        raise DrillFailed("top-up of %s never reached the wallet" % user["id"])
+    return p
+
+
+def balance(cluster, user_id, currency="usd"):
+    v = cluster.scalar("SELECT balance FROM accounts WHERE kind = 'wallet' AND owner_id = '%s' "
+                       "AND currency = '%s'" % (user_id, currency))
+    return int(v) if v is not None else 0
+
+
+# ------------------------------------------------------------------ load
+
+
+class Recorder:
+    """Every answer of a load: (start time, elapsed, op, status, code, info)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rows = []
+
+    def add(self, t, reply, op, info=None):
+        with self.lock:
+            self.rows.append((t, reply.elapsed, op, reply.status, reply.code() if
+                              reply.status >= 400 else None, info))
+
+    def errors(self, ok=lambda row: 200 <= row[3] < 300):
+        return [r for r in self.rows if not ok(r)]
+
+
+def run_threads(n, fn, seconds, stop=None):
+    """n threads calling fn(thread_index, persistent connection) until seconds pass or stop
+    is set; joined before returning."""
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + seconds
+
+    def loop(i):
+        conn = None
+        while not stop.is_set() and time.monotonic() < deadline:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", NGINX_PORT, timeout=30)
+            try:
+                if fn(i, conn) is False:
+                    conn.close()
+                    conn = None
+            except Exception as e:  # a drill's bug must not hang the load
+                say("load thread %d: %r" % (i, e))
+                conn.close()
+                conn = None
+        if conn:
+            conn.close()
+
+    ts = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(n)]
+    for t in ts:
+        t.start()
+    return ts, stop
+
+
+def join(threads, timeout=120):
+    for t in threads:
+        t.join(timeout)
+
+
+def percentile(xs, p):
+    if not xs:
+        return 0.0
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+# ------------------------------------------------------------------ the summary
+
+
+def summary(name, ok, **fields):
+    parts = " ".join("%s=%s" % (k, v) for k, v in fields.items())
+    print("DRILL %s %s %s" % (name, "PASS" if ok else "FAIL", parts), flush=True)
+
+
+def main(name, body, extra_env=None):
+    """Runs body(cluster, checks) on a fresh cluster; checks is a list of (ok, what). Exit
+    status 0 only if the drill ran and every check held."""
+    cluster = Cluster(extra_env)
+    checks = []
+    fields = {}
+    t0 = time.monotonic()
+    crashed = None
+    try:
+        cluster.start()
+        body(cluster, checks, fields)
+    except Exception as e:  # reported as the drill's failure
+        crashed = "%s: %s" % (type(e).__name__, e)
+    finally:
+        if os.environ.get("HEX_DRILL_KEEP") != "1":
+            cluster.stop()
+    for ok, what in checks:
+        if not ok:
+            say("CHECK FAILED: %s" % what)
+    if crashed:
+        say("drill aborted: %s" % crashed)
+    ok = crashed is None and bool(checks) and all(c[0] for c in checks)
+    fields["seconds"] = "%.0f" % (time.monotonic() - t0)
+    summary(name, ok, **fields)
+    sys.exit(0 if ok else 1)
+
+
+def check(checks, ok, what):
+    checks.append((bool(ok), what))
+    return bool(ok)
