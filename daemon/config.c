@@ -35,6 +35,10 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
     [CFG_ADMIN_TOKEN] = {"admin_token", T_SECRET, "", 0, 0, NULL, 16,
                          "shared secret of the admin port (at least 16 bytes); empty turns "
                          "the admin port off"},
+    [CFG_ADMIN_ALLOW_REMOTE] = {"admin_allow_remote", T_BOOL, "off", 0, 0, NULL, 0,
+                                "let admin_listen be an address other than loopback (the "
+                                "admin port is full operator access: on only behind a "
+                                "firewall or tunnel)"},
     [CFG_ADMIN_SOCKET] = {"admin_socket", T_SOCKET, "", 0, 0, NULL, 0,
                           "path of a unix socket (mode 0600) for the admin port; empty = none"},
     [CFG_ADMIN_WORKERS] = {"admin_workers", T_INT, "2", 1, 64, NULL, 0,
@@ -331,6 +335,29 @@ static bool check_value(int k, const char *v, char *msg, size_t msglen)
 	return true;
 }
 
+/* The admin port answers to one token with full operator rights: loopback only, unless
+ * the operator says otherwise in so many words. */
+static bool admin_exposure_ok(const struct config *cfg, char *msg, size_t msglen)
+{
+	const char *v = cfg->values[CFG_ADMIN_LISTEN];
+	if (*v == '\0' || enum_has("on|true|1|yes", cfg->values[CFG_ADMIN_ALLOW_REMOTE]))
+		return true;
+	size_t host = (size_t)(strrchr(v, ':') - v);
+	static const char *const loopback[] = {"127.", "[::1]", "::1", "localhost"};
+	for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++) {
+		size_t n = strlen(loopback[i]);
+		bool prefix = loopback[i][n - 1] == '.';
+		if (prefix ? strncmp(v, loopback[i], n) == 0
+		           : host == n && strncmp(v, loopback[i], n) == 0)
+			return true;
+	}
+	snprintf(msg, msglen,
+	         "HEX_ADMIN_LISTEN: %s is not a loopback address; the admin port is full "
+	         "operator access (set HEX_ADMIN_ALLOW_REMOTE=on to allow it)",
+	         v);
+	return false;
+}
+
 /* Defaults, then the file (by path or as text: one of them, or neither), then HEX_*. */
 static bool config_load_from(struct config *cfg, const char *path, const char *text, size_t len,
                              char *msg, size_t msglen)
@@ -351,7 +378,7 @@ static bool config_load_from(struct config *cfg, const char *path, const char *t
 	for (int k = 0; k < CFG_KEY_COUNT; k++)
 		if (!check_value(k, cfg->values[k], msg, msglen))
 			return false;
-	return true;
+	return admin_exposure_ok(cfg, msg, msglen);
 }
 
 bool config_load(struct config *cfg, const char *path, char *msg, size_t msglen)

@@ -68,17 +68,21 @@ const struct pg_stmt pg_ledger_repo_stmts[LED_STMT_COUNT] = {
 	/*
 	 * The accounts of (kind, owner, currency) triples, found through the two unique
 	 * indexes and locked in id order (LockRows runs above the sort): no deadlock cycle.
-	 * An account that does not exist yet is simply missing from the answer.
+	 * All or nothing: when fewer than $4 exist, none is returned and none is locked, so
+	 * that the caller creates the missing ones holding no lock (creating while holding
+	 * one would wait on a concurrent creator that waits on our lock: a deadlock).
 	 */
 	[LED_ACCOUNT_LOCK] = {"ledger_account_lock",
-		"SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id IN ("
+		"WITH found AS ("
 		"SELECT a.id FROM accounts a JOIN unnest($1::text[], $2::text[], $3::text[]) "
 		"AS r(k, o, c) ON a.kind = 'wallet' AND r.k = 'wallet' "
 		"AND a.owner_id = nullif(r.o, '')::uuid AND a.currency = r.c "
-		"UNION ALL SELECT a.id FROM accounts a JOIN unnest($1::text[], $2::text[], $3::text[]) "
+		"UNION SELECT a.id FROM accounts a JOIN unnest($1::text[], $2::text[], $3::text[]) "
 		"AS r(k, o, c) ON a.owner_id IS NULL AND r.k <> 'wallet' AND a.kind = r.k "
 		"AND a.currency = r.c) "
-		"ORDER BY id FOR UPDATE", 3},
+		"SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id IN (SELECT id FROM found) "
+		"AND (SELECT count(*) FROM found) = $4::int "
+		"ORDER BY id FOR UPDATE OF accounts", 4},
 	/* In posting order, so that entry ids follow it; the ids come back for the answer. */
 	[LED_ENTRIES_INSERT] = {"ledger_entries_insert",
 		"INSERT INTO entries (transaction_id, account_id, amount, currency, created_at) "
@@ -252,11 +256,19 @@ static void array_add(char *buf, size_t n, const char *s)
 
 #define ARRAY_MAX (LEDGER_ENTRIES_MAX * (HEX_ID_LEN + 2) + 4)
 
-/* The three parallel arrays of the postings' account refs, for LED_ACCOUNT_LOCK. */
+/* The three parallel arrays of the postings' account refs, for LED_ACCOUNT_LOCK, and
+ * how many distinct accounts they name. */
 struct ref_arrays {
 	char kinds[LEDGER_ENTRIES_MAX * 24 + 4], owners[ARRAY_MAX],
 	    currencies[LEDGER_ENTRIES_MAX * 5 + 4];
+	char distinct[8];
 };
+
+static bool same_ref(const struct ledger_account_ref *a, const struct ledger_account_ref *b)
+{
+	return a->kind == b->kind && strcmp(a->owner_id, b->owner_id) == 0 &&
+	       strcmp(a->currency, b->currency) == 0;
+}
 
 static void ref_arrays_of(const struct ledger_txn_request *t, struct ref_arrays *a)
 {
@@ -273,12 +285,14 @@ static void ref_arrays_of(const struct ledger_txn_request *t, struct ref_arrays 
 	array_add(a->kinds, sizeof a->kinds, "}");
 	array_add(a->owners, sizeof a->owners, "}");
 	array_add(a->currencies, sizeof a->currencies, "}");
-}
-
-static bool same_ref(const struct ledger_account_ref *a, const struct ledger_account_ref *b)
-{
-	return a->kind == b->kind && strcmp(a->owner_id, b->owner_id) == 0 &&
-	       strcmp(a->currency, b->currency) == 0;
+	int n = 0;
+	for (int i = 0; i < t->n; i++) {
+		bool seen = false;
+		for (int j = 0; j < i && !seen; j++)
+			seen = same_ref(&t->postings[i].account, &t->postings[j].account);
+		n += !seen;
+	}
+	snprintf(a->distinct, sizeof a->distinct, "%d", n);
 }
 
 /*
@@ -290,7 +304,7 @@ static enum hex_status lock_and_check(struct pg_conn *c, const struct ledger_txn
                                       const struct ref_arrays *a, char ids[][HEX_ID_LEN + 1],
                                       bool *missing)
 {
-	const char *params[] = {a->kinds, a->owners, a->currencies};
+	const char *params[] = {a->kinds, a->owners, a->currencies, a->distinct};
 	PGresult *r = NULL;
 	for (int i = 0; i < t->n; i++)
 		ids[i][0] = '\0';

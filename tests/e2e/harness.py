@@ -670,6 +670,32 @@ class Stack:
             raise AssertionError("hexd %s did not finish within %.0f s; output: %s %s" %
                                  (" ".join(args), timeout, ex.stdout, ex.stderr))
 
+    def secret_needles(self):
+        """What must never be written: every noted secret, and the signature part of
+        every noted JWT on its own (a log that cut a token at a dot would keep it)."""
+        needles = set(self.secrets)
+        for s in self.secrets:
+            parts = s.split(".")
+            if len(parts) == 3 and len(parts[2]) >= 20:
+                needles.add(parts[2])
+        return needles
+
+    def secret_leaks(self, extra_texts=None):
+        """Noted secrets found in any hexd log of this stack (every start, not only the
+        current one) or in extra_texts ({name: text}): a list of "where: prefix..."
+        strings, empty when clean. Only prefixes are reported, never whole secrets."""
+        texts = {}
+        for p in self.logs:
+            try:
+                with open(p, "r", errors="replace") as f:
+                    texts[os.path.basename(p)] = f.read()
+            except OSError:
+                pass
+        texts.update(extra_texts or {})
+        needles = self.secret_needles()
+        return sorted("%s: %s..." % (where, n[:8]) for where, text in texts.items()
+                      for n in needles if n in text)
+
 
 # ---------------------------------------------------------------------------------------
 # the admin port (docs/ADMIN.md): one JSON line per reply, event lines while subscribed
