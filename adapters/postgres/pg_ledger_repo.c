@@ -261,7 +261,7 @@ static void array_add(char *buf, size_t n, const char *s)
 struct ref_arrays {
 	char kinds[LEDGER_ENTRIES_MAX * 24 + 4], owners[ARRAY_MAX],
 	    currencies[LEDGER_ENTRIES_MAX * 5 + 4];
-	char distinct[8];
+	char distinct[12];
 };
 
 static bool same_ref(const struct ledger_account_ref *a, const struct ledger_account_ref *b)
