@@ -19,6 +19,7 @@
 # setting of hexd in the environment is passed to all four instances (HEX_LOG_FORMAT=text).
 # HEX_CLUSTER_NAME (cluster) names the folder .hex/<name>/ and the lock, so a second cluster
 # (tests/drills) can run next to the default one with its own ports and data.
+# HEX_CLUSTER_SKIP_BUILD=1: start the hexd already built, without building first.
 set -euo pipefail
 
 HEX_SCRIPT=cluster
@@ -322,7 +323,10 @@ cmd_start() {
 	hex_pg_create_database "$PG_PORT" hex
 
 	cd "$HEX_ROOT"
-	hex_build "$BUILD_DIR" || hex_die "the build failed (see above)"
+	# HEX_CLUSTER_SKIP_BUILD=1 runs the hexd already built (others may be mid-edit).
+	if [ "${HEX_CLUSTER_SKIP_BUILD:-0}" != 1 ]; then
+		hex_build "$BUILD_DIR" || hex_die "the build failed (see above)"
+	fi
 	[ -x "$HEXD" ] || hex_die "the build did not produce $HEXD"
 
 	load_secrets

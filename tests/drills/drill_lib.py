@@ -1,7 +1,7 @@
 """drill_lib: what every reliability drill shares (python3 stdlib only).
 
 A drill starts a fresh private cluster with scripts/cluster.sh (HEX_CLUSTER_NAME=drills,
-ports in 28000-28399, hexd from HEX_CLUSTER_BUILD_DIR, default build-d1), seeds data
+ports in 28000-28399, hexd from HEX_CLUSTER_BUILD_DIR, default build-drills), seeds data
 through the API and SQL, runs load from Python threads that record every answer, injects
 its fault, checks from PostgreSQL and the API, prints one summary line and tears down.
 
@@ -29,7 +29,7 @@ PG_PORT = 28001
 REDIS_PORT = 28002
 FAKE_STRIPE_PORT = 28003
 HEXD_BASE = 28100  # instance n listens on 28100 + 10n .. +3
-BUILD_DIR = os.environ.get("HEX_CLUSTER_BUILD_DIR", "build-d1")
+BUILD_DIR = os.environ.get("HEX_CLUSTER_BUILD_DIR", "build-drills")
 SHORT = os.environ.get("HEX_DRILL_SHORT") == "1"
 STATE = os.path.join(ROOT, ".hex", NAME)
 PG_BIN = "/usr/lib/postgresql/15/bin"
@@ -77,7 +77,7 @@ class Cluster:
     def __init__(self, extra_env=None):
         self.env = dict(os.environ)
         for k in list(self.env):
-            if k.startswith("HEX_") and k not in ("HEX_CLUSTER_BUILD_DIR",):
+            if k.startswith("HEX_") and k not in ("HEX_CLUSTER_BUILD_DIR", "HEX_CLUSTER_SKIP_BUILD"):
                 del self.env[k]
         self.env.update({
             "HEX_CLUSTER_NAME": NAME, "HEX_CLUSTER_PORT": str(NGINX_PORT),
@@ -85,7 +85,7 @@ class Cluster:
             "HEX_CLUSTER_HEXD_PORT": str(HEXD_BASE), "HEX_CLUSTER_BUILD_DIR": BUILD_DIR,
             "HEX_LOG_FORMAT": "text",
             # No simulated settlement during a drill: the drill sends every event itself.
-            "HEX_SIMULATED_DELAY_MS": "3600000",
+            "HEX_SIMULATED_DELAY_MS": "600000",
             # Another worker takes over a killed one's entries after 3 s, not 15.
             "HEX_EVENT_CLAIM_IDLE_MS": "3000",
             "HEX_EVENT_RETRY_BASE_MS": "200", "HEX_EVENT_RETRY_MAX_MS": "2000",
@@ -109,13 +109,29 @@ class Cluster:
         p = self.script("start", timeout=600)
         self.started = True
         if p.returncode != 0:
-            raise DrillFailed("cluster.sh start failed:\n%s%s" % (p.stdout[-3000:],
+            raise DrillFailed("cluster.sh start failed:\n%s%s" % (p.stdout[-1500:],
                                                                    p.stderr[-3000:]))
         with open(os.path.join(STATE, "secrets.env")) as f:
             for line in f:
                 k, _, v = line.strip().partition("=")
                 self.secrets[k] = v
         say("cluster up in %.1fs" % (time.monotonic() - t0))
+        if os.environ.get("HEX_DRILL_NGINX_NO_503") == "1":
+            self.nginx_without_503()
+
+    def nginx_without_503(self):
+        """Diagnosis only (docs/RELIABILITY.md, drill 3): nginx with http_503 taken out of
+        proxy_next_upstream, so a 503 no longer counts against max_fails."""
+        conf = os.path.join(server_dir(), "nginx", "nginx.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace(" http_503", ""))
+        subprocess.run(["runuser", "-u", SERVER_USER, "--", "nginx", "-p",
+                        os.path.dirname(conf) + "/", "-c", conf, "-s", "reload"], cwd="/",
+                       check=True, timeout=30)
+        time.sleep(1)
+        say("nginx reloaded without http_503 in proxy_next_upstream (HEX_DRILL_NGINX_NO_503)")
 
     def stop(self):
         p = self.script("stop", timeout=300)
@@ -467,3 +483,207 @@ def main(name, body, extra_env=None):
 def check(checks, ok, what):
     checks.append((bool(ok), what))
     return bool(ok)
+
+
+# ------------------------------------------------------------------ transfer + read load
+
+
+class TransferLoad:
+    """Users with money, and threads that read (GET /v1/users/:id) and move money
+    (POST /v2/wallet/transfers with an Idempotency-Key), retrying a failed transfer with the
+    same key as a careful client does. Every attempt is recorded; every key remembered."""
+
+    def __init__(self, cluster, users=6, funds=50_000_000):
+        self.cluster = cluster
+        self.users = [make_user("drill") for _ in range(users)]
+        for u in self.users:
+            top_up(cluster, u, funds)
+        self.funds = funds
+        self.rec = Recorder()
+        self.lock = threading.Lock()
+        self.keys = {}  # key -> (payer index, payee index, amount, final status)
+        self.retry_sleep = 0.3
+
+    def op(self, i, conn):
+        rnd = random.Random()
+        me = self.users[i % len(self.users)]
+        if rnd.random() < 0.5:
+            t = time.monotonic()
+            r = request("GET", "/v1/users/%s" % me["id"], token=me["token"], conn=conn)
+            self.rec.add(t, r, "read")
+            return r.status != 0
+        payer = i % len(self.users)
+        payee = (payer + 1 + rnd.randrange(len(self.users) - 1)) % len(self.users)
+        amount = rnd.randint(1, 9)
+        key = uuid.uuid4().hex
+        with self.lock:
+            self.keys[key] = [payer, payee, amount, None]
+        body = {"to_user_id": self.users[payee]["id"], "amount": amount, "currency": "usd"}
+        give_up = time.monotonic() + 30  # a careful client keeps its key and retries
+        attempt = 0
+        while True:
+            t = time.monotonic()
+            r = request("POST", "/v2/wallet/transfers", body, token=me["token"],
+                        headers={"Idempotency-Key": key}, conn=conn if attempt == 0 else None)
+            self.rec.add(t, r, "transfer", key)
+            with self.lock:
+                self.keys[key][3] = r.status
+            if r.status == 201 or (400 <= r.status < 500 and r.status != 429):
+                break
+            if time.monotonic() > give_up:
+                break
+            attempt += 1
+            time.sleep(self.retry_sleep)
+        return True
+
+    def check(self, checks, fields):
+        """Nothing lost, nothing twice, balances as the answers imply, books verify."""
+        c = self.cluster
+        rows = c.psql("SELECT idempotency_key, count(*) FROM journal_transactions WHERE "
+                      "idempotency_key LIKE 'transfer:%' GROUP BY idempotency_key")
+        in_db = {}
+        for k, n in rows:
+            in_db[k.rsplit(":", 1)[1]] = int(n)
+        ok_keys = {k for k, v in self.keys.items() if v[3] == 201}
+        lost = sorted(ok_keys - set(in_db))
+        dup = sorted(k for k, n in in_db.items() if n > 1)
+        stray = sorted(set(in_db) - set(self.keys))
+        unresolved = sorted(k for k, v in self.keys.items() if v[3] != 201)
+        check(checks, not lost, "every 201 transfer is in the books (lost: %s)" % lost[:5])
+        check(checks, not dup, "no transfer key moved money twice (%s)" % dup[:5])
+        check(checks, not stray, "no transfer the drill did not make (%s)" % stray[:5])
+        expect = [self.funds] * len(self.users)
+        for k in in_db:
+            payer, payee, amount, _ = self.keys.get(k, (0, 0, 0, 0))
+            expect[payer] -= amount
+            expect[payee] += amount
+        actual = [balance(c, u["id"]) for u in self.users]
+        check(checks, expect == actual, "wallets equal the transfers stored: %s vs %s" %
+              (expect, actual))
+        ok, out = c.ledger_verify()
+        check(checks, ok, "hexd ledger verify: %s" % out)
+        fields["transfers_ok"] = len(ok_keys)
+        fields["unresolved"] = len(unresolved)
+        fields["lost"] = len(lost)
+        fields["duplicated"] = len(dup)
+        fields["ledger_verify"] = "ok" if ok else "FAIL"
+        return unresolved
+
+
+def window_stats(rec, fault_t, fields, ok_codes=(200, 201)):
+    """Requests, errors, and the error window (first to last failed answer) from the fault."""
+    rows = rec.rows
+    errs = [r for r in rows if r[3] not in ok_codes]
+    fields["requests"] = len(rows)
+    fields["errors"] = len(errs)
+    if errs:
+        first = min(r[0] for r in errs)
+        last = max(r[0] + r[1] for r in errs)
+        fields["window_s"] = "%.2f" % (last - min(first, fault_t))
+        fields["first_err_after_fault_s"] = "%.2f" % (first - fault_t)
+    else:
+        fields["window_s"] = "0"
+    codes = {}
+    for r in errs:
+        k = "%d:%s" % (r[3], r[4] or "-")
+        codes[k] = codes.get(k, 0) + 1
+    if codes:
+        fields["error_codes"] = ",".join("%s=%d" % kv for kv in sorted(codes.items()))
+    return errs
+
+
+# ------------------------------------------------------------------ webhook load
+
+
+class EventLoad:
+    """Webhooks pouring in: payment_intent.succeeded for seeded payments of one user, each
+    sent until answered 200 (as Stripe redelivers). Then: every accepted event applied once
+    by every consumer, one ledger posting per payment, the wallet their sum."""
+
+    def __init__(self, cluster, payments=20000, amount=100):
+        self.cluster = cluster
+        self.user = make_user("drill-events")
+        self.payments = seed_payments(cluster, self.user["id"], payments, amount)
+        self.events = [event_for(p, "succeeded", "evt_load_" + uuid.uuid4().hex[:20])
+                       for p in self.payments]
+        self.next = 0
+        self.lock = threading.Lock()
+        self.accepted = set()
+        self.rec = Recorder()
+
+    def op(self, i, conn):
+        with self.lock:
+            if self.next >= len(self.events):
+                time.sleep(0.05)
+                return True
+            n = self.next
+            self.next += 1
+        ev = self.events[n]
+        give_up = time.monotonic() + 60  # Stripe redelivers for days; a minute here
+        attempt = 0
+        while time.monotonic() < give_up:
+            t = time.monotonic()
+            r = send_event(self.cluster, ev, conn=conn if attempt == 0 else None)
+            self.rec.add(t, r, "webhook", ev["id"])
+            if r.status == 200:
+                with self.lock:
+                    self.accepted.add(n)
+                return True
+            attempt += 1
+            time.sleep(0.2)
+        return True
+
+    def sent(self):
+        return sorted(self.accepted)
+
+    def applied(self, consumer="ledger"):
+        return int(self.cluster.scalar(
+            "SELECT count(*) FROM processed_events WHERE consumer = '%s' AND event_id LIKE "
+            "'evt_load_%%'" % consumer))
+
+    def wait_drained(self, timeout):
+        """Waits until every consumer applied every accepted event and nothing is pending;
+        seconds it took, or None."""
+        t0 = time.monotonic()
+        want = len(self.accepted)
+
+        def done():
+            return (all(self.applied(c) >= want for c in CONSUMERS) and
+                    self.cluster.unpublished() == 0 and self.cluster.pending() == 0)
+        return (time.monotonic() - t0) if wait_until(done, timeout, 0.5) else None
+
+    def check(self, checks, fields):
+        c = self.cluster
+        acc = [self.payments[n] for n in self.accepted]
+        ids = {self.events[n]["id"] for n in self.accepted}
+        per_consumer = {}
+        for cons in CONSUMERS:
+            rows = c.psql("SELECT event_id, count(*) FROM processed_events WHERE consumer = "
+                          "'%s' AND event_id LIKE 'evt_load_%%' GROUP BY event_id" % cons)
+            got = {r[0]: int(r[1]) for r in rows}
+            per_consumer[cons] = got
+            missing = ids - set(got)
+            twice = [k for k, v in got.items() if v > 1]
+            check(checks, not missing, "%s applied every accepted event (missing %d)" %
+                  (cons, len(missing)))
+            check(checks, not twice, "%s applied no event twice (%d)" % (cons, len(twice)))
+        refs = c.psql("SELECT reference, count(*) FROM journal_transactions WHERE reference "
+                      "LIKE 'payment:%' GROUP BY reference")
+        posted = {r[0].split(":", 1)[1]: int(r[1]) for r in refs}
+        lost = [p["id"] for p in acc if p["id"] not in posted]
+        dup = [k for k, v in posted.items() if v > 1]
+        check(checks, not lost, "every accepted payment posted (lost %d)" % len(lost))
+        check(checks, not dup, "no payment posted twice (%d)" % len(dup))
+        want = sum(p["amount"] for p in acc)
+        got = balance(c, self.user["id"])
+        check(checks, want == got, "wallet %d = sum of accepted top-ups %d" % (got, want))
+        stored = int(c.scalar("SELECT count(*) FROM stripe_events WHERE id LIKE 'evt_load_%'"))
+        check(checks, stored == len(ids), "stripe_events holds each accepted event once "
+              "(%d rows, %d events)" % (stored, len(ids)))
+        ok, out = c.ledger_verify()
+        check(checks, ok, "hexd ledger verify: %s" % out)
+        fields["events"] = len(ids)
+        fields["applied"] = len(per_consumer["ledger"])
+        fields["lost"] = len(lost) + len(ids - set(per_consumer["ledger"]))
+        fields["duplicated"] = len(dup)
+        fields["ledger_verify"] = "ok" if ok else "FAIL"
