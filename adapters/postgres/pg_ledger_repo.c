@@ -67,7 +67,10 @@ const struct pg_stmt pg_ledger_repo_stmts[LED_STMT_COUNT] = {
 		"AND owner_id IS NOT DISTINCT FROM nullif($2, '')::uuid LIMIT 1", 4},
 	/*
 	 * The accounts of (kind, owner, currency) triples, found through the two unique
-	 * indexes and locked in id order (LockRows runs above the sort): no deadlock cycle.
+	 * indexes and locked in one global order (LockRows runs above the sort): system
+	 * accounts first, then by id. System accounts first matters to the event consumers,
+	 * which post several events in one transaction: every such batch takes Stripe
+	 * clearing before any wallet, so two batches can never hold each other's wallets.
 	 * All or nothing: when fewer than $4 exist, none is returned and none is locked, so
 	 * that the caller creates the missing ones holding no lock (creating while holding
 	 * one would wait on a concurrent creator that waits on our lock: a deadlock).
@@ -82,7 +85,7 @@ const struct pg_stmt pg_ledger_repo_stmts[LED_STMT_COUNT] = {
 		"AND a.currency = r.c) "
 		"SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id IN (SELECT id FROM found) "
 		"AND (SELECT count(*) FROM found) = $4::int "
-		"ORDER BY id FOR UPDATE OF accounts", 4},
+		"ORDER BY owner_id IS NOT NULL, id FOR UPDATE OF accounts", 4},
 	/* In posting order, so that entry ids follow it; the ids come back for the answer. */
 	[LED_ENTRIES_INSERT] = {"ledger_entries_insert",
 		"INSERT INTO entries (transaction_id, account_id, amount, currency, created_at) "
