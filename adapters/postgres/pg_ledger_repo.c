@@ -529,26 +529,23 @@ out:
 	return st;
 }
 
-static enum hex_status pg_ledger_repo_entries(void *self, const char *user_id, int limit,
-                                              int64_t before_id, struct ledger_entry_page *out)
+/* One page of entries newest first through statement which ($1 id, $2 limit, $3 before);
+ * *rows gets how many rows the statement gave. */
+static enum hex_status entries_page(struct pg_conn *c, int which, const char *id, int limit,
+                                    int64_t before_id, struct ledger_entry_page *out, int *rows)
 {
-	struct pg_conn *c = self;
-	memset(out, 0, sizeof *out);
-	if (limit < 1 || limit > HEX_LIST_MAX || before_id < 0)
-		return HEX_INVALID;
-	if (!user_id_valid(user_id))
-		return HEX_OK;
 	char lim[24], before[24];
 	fmt_i64(lim, limit + 1); /* one more tells whether there is a next page */
 	fmt_i64(before, before_id);
-	const char *params[] = {user_id, lim, before};
+	const char *params[] = {id, lim, before};
 	PGresult *r = NULL;
-	enum hex_status st = pg_conn_query(c, stmt(LED_ENTRIES_PAGE), params, &r);
+	*rows = 0;
+	enum hex_status st = pg_conn_query(c, stmt(which), params, &r);
 	if (st != HEX_OK)
 		goto out;
-	int rows = PQntuples(r);
-	out->has_more = rows > limit;
-	for (int i = 0; i < rows && i < limit; i++) {
+	*rows = PQntuples(r);
+	out->has_more = *rows > limit;
+	for (int i = 0; i < *rows && i < limit; i++) {
 		if (!row_to_entry(r, i, 0, &out->items[i])) {
 			st = HEX_INTERNAL;
 			goto out;
@@ -560,6 +557,18 @@ out:
 		memset(out, 0, sizeof *out);
 	PQclear(r);
 	return st;
+}
+
+static enum hex_status pg_ledger_repo_entries(void *self, const char *user_id, int limit,
+                                              int64_t before_id, struct ledger_entry_page *out)
+{
+	memset(out, 0, sizeof *out);
+	if (limit < 1 || limit > HEX_LIST_MAX || before_id < 0)
+		return HEX_INVALID;
+	if (!user_id_valid(user_id))
+		return HEX_OK;
+	int rows;
+	return entries_page(self, LED_ENTRIES_PAGE, user_id, limit, before_id, out, &rows);
 }
 
 static enum hex_status verify_rows(struct pg_conn *c, struct ledger_verify_report *out)
@@ -675,29 +684,11 @@ static enum hex_status pg_ledger_repo_account_entries(void *self, const char *ac
 		return HEX_INVALID;
 	if (!user_id_valid(account_id))
 		return HEX_NOT_FOUND;
-	char lim[24], before[24];
-	fmt_i64(lim, limit + 1);
-	fmt_i64(before, before_id);
-	const char *params[] = {account_id, lim, before};
-	PGresult *r = NULL;
-	enum hex_status st = pg_conn_query(c, stmt(LED_ACCOUNT_ENTRIES), params, &r);
-	if (st != HEX_OK)
-		goto out;
-	int rows = PQntuples(r);
-	out->has_more = rows > limit;
-	for (int i = 0; i < rows && i < limit; i++) {
-		if (!row_to_entry(r, i, 0, &out->items[i])) {
-			st = HEX_INTERNAL;
-			goto out;
-		}
-		out->count = i + 1;
-	}
-	if (rows == 0)
-		st = account_exists(c, account_id);
-out:
-	if (st != HEX_OK)
-		memset(out, 0, sizeof *out);
-	PQclear(r);
+	int rows;
+	enum hex_status st =
+	    entries_page(c, LED_ACCOUNT_ENTRIES, account_id, limit, before_id, out, &rows);
+	if (st == HEX_OK && rows == 0)
+		st = account_exists(c, account_id); /* no entries, or no such account */
 	return st;
 }
 
