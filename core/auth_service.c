@@ -13,6 +13,8 @@ void auth_policy_defaults(struct auth_policy *p)
 	p->login_limit_per_email = 10;
 	p->login_limit_per_addr = 100;
 	p->login_window_s = 60;
+	p->refresh_limit_per_addr = 60;
+	p->refresh_limit_per_user = 20;
 }
 
 enum hex_status auth_service_prepare(struct auth_service *s)
@@ -27,18 +29,19 @@ static enum hex_status bad_credentials(struct hex_err *err)
 	return hex_fail(err, HEX_UNAUTHENTICATED, NULL, "invalid email or password");
 }
 
+/* kind names the counter ("login:addr"); what names the attempts in the message. */
 static enum hex_status limit_hit(struct auth_service *s, const char *kind, const char *who,
-                                 int limit, struct hex_err *err)
+                                 int limit, const char *what, struct hex_err *err)
 {
-	if (s->limiter.ops == NULL || limit <= 0 || who == NULL)
+	if (s->limiter.ops == NULL || limit <= 0 || who == NULL || who[0] == '\0')
 		return HEX_OK;
 	char key[HEX_EMAIL_MAX + 64];
-	snprintf(key, sizeof key, "login:%s:%s", kind, who);
+	snprintf(key, sizeof key, "%s:%s", kind, who);
 	int retry = 1;
 	if (s->limiter.ops->hit(s->limiter.self, key, limit, s->policy.login_window_s, &retry) ==
 	    HEX_OK)
 		return HEX_OK;
-	hex_fail(err, HEX_RATE_LIMITED, NULL, "too many login attempts; retry in %d s", retry);
+	hex_fail(err, HEX_RATE_LIMITED, NULL, "too many %s; retry in %d s", what, retry);
 	if (err != NULL)
 		err->retry_after_s = retry;
 	return HEX_RATE_LIMITED;
@@ -89,9 +92,11 @@ enum hex_status auth_service_login(struct auth_service *s, const char *email, co
 	struct user_service *us = s->users;
 	char norm[HEX_EMAIL_MAX + 1];
 	bool email_ok = user_email_normalize(email, norm, NULL) == HEX_OK;
-	enum hex_status st = limit_hit(s, "addr", client_addr, s->policy.login_limit_per_addr, err);
+	enum hex_status st = limit_hit(s, "login:addr", client_addr, s->policy.login_limit_per_addr,
+	                               "login attempts", err);
 	if (st == HEX_OK && email_ok)
-		st = limit_hit(s, "email", norm, s->policy.login_limit_per_email, err);
+		st = limit_hit(s, "login:email", norm, s->policy.login_limit_per_email,
+		               "login attempts", err);
 	if (st != HEX_OK)
 		return st;
 	if (password == NULL || strlen(password) > HEX_PASSWORD_MAX)
@@ -124,14 +129,24 @@ enum hex_status auth_service_login(struct auth_service *s, const char *email, co
 }
 
 enum hex_status auth_service_refresh(struct auth_service *s, const char *refresh_token,
-                                     struct auth_tokens *out, struct hex_err *err)
+                                     const char *client_addr, struct auth_tokens *out,
+                                     struct hex_err *err)
 {
+	enum hex_status st = limit_hit(s, "refresh:addr", client_addr,
+	                               s->policy.refresh_limit_per_addr, "token refreshes", err);
+	if (st != HEX_OK)
+		return st;
 	struct token_claims c;
 	int64_t now_us = s->users->clock.ops->now_us(s->users->clock.self);
-	enum hex_status st = s->signer.ops->verify(s->signer.self, refresh_token, TOKEN_REFRESH,
-	                                           now_us / US_PER_S, &c, err);
+	st = s->signer.ops->verify(s->signer.self, refresh_token, TOKEN_REFRESH, now_us / US_PER_S,
+	                           &c, err);
 	if (st != HEX_OK)
 		return HEX_UNAUTHENTICATED;
+	/* Only a genuine token reaches the per-user count: nobody can spend another's. */
+	st = limit_hit(s, "refresh:user", c.sub, s->policy.refresh_limit_per_user,
+	               "token refreshes", err);
+	if (st != HEX_OK)
+		return st;
 
 	struct refresh_record next, old;
 	new_refresh_record(s, c.sub, NULL, &next);

@@ -12,7 +12,9 @@ struct auth_policy {
 	int refresh_ttl_s;         /* default 7 days */
 	int login_limit_per_email; /* attempts per window, 0 = off */
 	int login_limit_per_addr;
-	int login_window_s;
+	int login_window_s;         /* the window of every limit here */
+	int refresh_limit_per_addr; /* refreshes per window per client address, 0 = off */
+	int refresh_limit_per_user; /* refreshes per window per user (a valid token's sub) */
 };
 
 struct auth_service {
@@ -49,9 +51,14 @@ enum hex_status auth_service_prepare(struct auth_service *s) HEX_MUST_CHECK;
 enum hex_status auth_service_login(struct auth_service *s, const char *email, const char *password,
                                    const char *client_addr, struct auth_tokens *out,
                                    struct hex_err *err) HEX_MUST_CHECK;
-/* Rotates: the presented token dies; reuse of a dead token revokes its whole family. */
+/*
+ * Rotates: the presented token dies; reuse of a dead token revokes its whole family.
+ * Rate limited per client_addr (may be NULL) before the token is looked at, and per user
+ * once its signature holds: HEX_RATE_LIMITED with err->retry_after_s.
+ */
 enum hex_status auth_service_refresh(struct auth_service *s, const char *refresh_token,
-                                     struct auth_tokens *out, struct hex_err *err) HEX_MUST_CHECK;
+                                     const char *client_addr, struct auth_tokens *out,
+                                     struct hex_err *err) HEX_MUST_CHECK;
 /* Revokes every refresh token and access token of the user. */
 enum hex_status auth_service_logout(struct auth_service *s, const char *user_id,
                                     struct hex_err *err) HEX_MUST_CHECK;

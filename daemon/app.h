@@ -8,6 +8,7 @@
 
 #include "adapters/crypto/crypt_hasher.h"
 #include "adapters/crypto/jwt_signer.h"
+#include "adapters/http/http_proxies.h"
 #include "core/services.h"
 #include "daemon/config.h"
 
@@ -16,6 +17,7 @@ struct app {
 	struct jwt_signer signer;
 	struct crypt_hasher hasher;
 	struct auth_policy policy;
+	struct http_proxies proxies; /* HEX_TRUSTED_PROXIES */
 	char dummy_hash[HEX_HASH_MAX];
 	struct hex_inbound_keys keys;
 	char webhook_secret[80]; /* HEX_STRIPE_WEBHOOK_SECRET, or made up for the simulator */

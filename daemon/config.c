@@ -60,6 +60,24 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
                                      "PostgreSQL statement_timeout, in ms"},
     [CFG_BODY_LIMIT] = {"body_limit", T_INT, "1048576", 256, 67108864, NULL, 0,
                         "largest accepted request body, in bytes (413 above)"},
+    [CFG_HEADER_LIMIT] = {"header_limit", T_INT, "16384", 1024, 1048576, NULL, 0,
+                          "largest accepted request line and headers together, in bytes "
+                          "(400 above)"},
+    [CFG_HTTP_IDLE_TIMEOUT] = {"http_idle_timeout", T_INT, "30", 1, 3600, NULL, 0,
+                               "seconds a connection may stay silent (between requests, or "
+                               "between two reads of one) before it is closed"},
+    [CFG_HTTP_REQUEST_TIMEOUT] = {"http_request_timeout", T_INT, "20", 0, 3600, NULL, 0,
+                                  "seconds from a request's first byte to its last (head and "
+                                  "body) before the connection is closed with 408; 0 = no "
+                                  "deadline"},
+    [CFG_HTTP_CONNS_PER_ADDR] = {"http_conns_per_addr", T_INT, "256", 0, 1000000, NULL, 0,
+                                 "open HTTP connections one client address may hold; more "
+                                 "get 503 and are closed (0 = no cap; trusted_proxies are "
+                                 "exempt)"},
+    [CFG_TRUSTED_PROXIES] = {"trusted_proxies", T_STR, "", 0, 0, NULL, 0,
+                             "comma-separated IP addresses of proxies (nginx) whose "
+                             "X-Forwarded-For names the client for rate limits; empty = "
+                             "trust none"},
     [CFG_LOOPS] = {"loops", T_INT, "0", 0, 8, NULL, 0,
                    "event-loop threads accepting and answering HTTP; 0 = one per CPU core, "
                    "at most 4"},
@@ -81,7 +99,11 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
     [CFG_LOGIN_LIMIT_ADDR] = {"login_limit_addr", T_INT, "100", 0, 1000000, NULL, 0,
                               "login attempts per client address per window (0 = off)"},
     [CFG_LOGIN_WINDOW] = {"login_window", T_INT, "60", 1, 86400, NULL, 0,
-                          "seconds of the login rate-limit window"},
+                          "seconds of the login and token-refresh rate-limit windows"},
+    [CFG_REFRESH_LIMIT_ADDR] = {"refresh_limit_addr", T_INT, "60", 0, 1000000, NULL, 0,
+                                "token refreshes per client address per window (0 = off)"},
+    [CFG_REFRESH_LIMIT_USER] = {"refresh_limit_user", T_INT, "20", 0, 1000000, NULL, 0,
+                                "token refreshes per user per window (0 = off)"},
     [CFG_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", T_INT, "10", 0, 600, NULL, 0,
                               "seconds to drain in-flight requests on SIGTERM"},
     [CFG_LOG_FORMAT] = {"log_format", T_ENUM, "json", 0, 0, "json|text", 0, "log line format"},

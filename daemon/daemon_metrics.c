@@ -2,6 +2,7 @@
 #include "daemon/daemon_metrics.h"
 
 #include "adapters/redis/redis_conn.h"
+#include "adapters/http/http_conn_guard.h"
 #include "adapters/redis/redis_rate_limiter.h"
 #include "adapters/redis/redis_user_cache.h"
 #include "core/metrics.h"
@@ -61,7 +62,8 @@ static void collect_redis(struct metrics_writer *w, void *arg)
 	metrics_write_value(w, "hex_user_cache_requests_total", "result=\"miss\"", (double)misses);
 	metrics_write_value(w, "hex_user_cache_requests_total", "result=\"error\"", (double)errors);
 	metrics_write_help(w, "hex_login_rate_limit_total", "counter",
-	                   "login rate-limit decisions (error = Redis failed, allowed)");
+	                   "login and token-refresh rate-limit decisions (error = Redis failed, "
+	                   "allowed)");
 	metrics_write_value(w, "hex_login_rate_limit_total", "result=\"allowed\"", (double)allowed);
 	metrics_write_value(w, "hex_login_rate_limit_total", "result=\"limited\"", (double)limited);
 	metrics_write_value(w, "hex_login_rate_limit_total", "result=\"error\"", (double)lerrors);
@@ -111,6 +113,20 @@ static void collect_process(struct metrics_writer *w, void *arg)
 	metrics_write_value(w, "hex_open_sockets", NULL, sockets);
 }
 
+static void collect_connections(struct metrics_writer *w, void *arg)
+{
+	uint64_t timed_out, refused;
+	http_conn_guard_stats(&timed_out, &refused);
+	metrics_write_help(w, "hex_http_connections_closed_total", "counter",
+	                   "client connections hexd closed on a limit (timeout = a request not "
+	                   "received within HEX_HTTP_REQUEST_TIMEOUT, refused = over "
+	                   "HEX_HTTP_CONNS_PER_ADDR)");
+	metrics_write_value(w, "hex_http_connections_closed_total", "reason=\"timeout\"",
+	                    (double)timed_out);
+	metrics_write_value(w, "hex_http_connections_closed_total", "reason=\"refused\"",
+	                    (double)refused);
+}
+
 void daemon_metrics_register(struct worker_pool **pools, int n)
 {
 	registered.pools = pools;
@@ -118,4 +134,5 @@ void daemon_metrics_register(struct worker_pool **pools, int n)
 	metrics_add_collector(collect_pools, NULL);
 	metrics_add_collector(collect_redis, NULL);
 	metrics_add_collector(collect_process, NULL);
+	metrics_add_collector(collect_connections, NULL);
 }

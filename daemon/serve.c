@@ -35,6 +35,7 @@ struct server {
 	struct event_workers *events;   /* the worker role */
 	struct worker_pool *admin_pool; /* the admin port's workers, when it is on */
 	struct admin_server *admin;
+	struct http_addr_count *conn_counts; /* open connections per client address */
 };
 
 static bool has_role(const struct app *app, const char *role)
@@ -231,9 +232,12 @@ static int loop_count(struct app *app)
 static bool start_loops(struct server *s)
 {
 	int n = loop_count(s->app);
+	s->conn_counts = http_addr_count_new();
 	for (int i = 0; i < n; i++) {
-		struct serve_loop_config c = {
-		    .app = s->app, .exec = {&executor_ops, s}, .index = i};
+		struct serve_loop_config c = {.app = s->app,
+		                              .exec = {&executor_ops, s},
+		                              .index = i,
+		                              .conn_counts = s->conn_counts};
 		memcpy(c.fds, s->fds[i], sizeof c.fds);
 		s->loops[i] = serve_loop_new(&c);
 		if (s->loops[i] == NULL)
@@ -324,6 +328,7 @@ out:
 		event_free(s.sig_int);
 	for (int i = 0; i < s.nloops; i++)
 		serve_loop_free(s.loops[i]);
+	http_addr_count_free(s.conn_counts);
 	for (int i = 0; i < LOOPS_MAX; i++)
 		for (int l = 0; l < LISTEN_COUNT; l++)
 			if (s.fds[i][l] >= 0)

@@ -27,6 +27,7 @@ struct serve_loop {
 	struct event_base *base;
 	struct http_server *servers[LISTEN_COUNT]; /* NULL where the API server serves */
 	struct redis_async_cache *cache_async;
+	struct http_conn_guard *guard; /* one per loop: see http_conn_guard.h */
 	struct event *drain_ev, *drain_timer, *log_timer;
 	int64_t drain_deadline_ms, flush_until_ms;
 };
@@ -109,10 +110,21 @@ static bool start_servers(struct serve_loop *l, const struct serve_loop_config *
 {
 	struct config *cfg = &l->app->cfg;
 	struct hex_err err = {0};
+	l->guard = http_conn_guard_new(
+	    l->base, &(struct http_conn_guard_config){
+	                 .request_timeout_s = (int)config_int(cfg, CFG_HTTP_REQUEST_TIMEOUT),
+	                 .max_per_addr = (int)config_int(cfg, CFG_HTTP_CONNS_PER_ADDR),
+	                 .counts = c->conn_counts,
+	                 .proxies = &l->app->proxies,
+	             });
 	struct http_server_config hc = {
 	    .body_limit = (size_t)config_int(cfg, CFG_BODY_LIMIT),
+	    .header_limit = (size_t)config_int(cfg, CFG_HEADER_LIMIT),
+	    .idle_timeout_s = (int)config_int(cfg, CFG_HTTP_IDLE_TIMEOUT),
 	    .access_log = config_bool(cfg, CFG_ACCESS_LOG),
 	    .metrics = config_bool(cfg, CFG_METRICS),
+	    .guard = l->guard,
+	    .proxies = &l->app->proxies,
 	};
 	const char *redis_url = config_str(cfg, CFG_REDIS_URL);
 	if (redis_url[0] != '\0') {
@@ -197,6 +209,7 @@ void serve_loop_free(struct serve_loop *l)
 		return;
 	for (int i = 0; i < LISTEN_COUNT; i++)
 		http_server_free(l->servers[i]);
+	http_conn_guard_free(l->guard);
 	if (l->drain_ev != NULL)
 		event_free(l->drain_ev);
 	if (l->drain_timer != NULL)

@@ -18,6 +18,7 @@ struct serve_loop_config {
 	/* This loop's listening socket of each listener, or -1: its routes are then served
 	 * on the LISTEN_API socket, which is always there. */
 	int fds[LISTEN_COUNT];
+	struct http_addr_count *conn_counts; /* shared by every loop: the per-address cap */
 };
 
 /* NULL and a line on stderr on failure. */

@@ -39,7 +39,7 @@ void http_auth_refresh(struct http_exchange *x, struct hex_services *svc)
 	struct auth_tokens *t = xmalloc(sizeof *t);
 	enum hex_status st = json_body_string(x->json, "refresh_token", true, &token, &err);
 	if (st == HEX_OK)
-		st = auth_service_refresh(&svc->auth, token, t, &err);
+		st = auth_service_refresh(&svc->auth, token, x->client_addr, t, &err);
 	reply_tokens(x, st, t, &err);
 }
 

@@ -112,8 +112,9 @@ static void send_reply(struct http_exchange *x)
 		evhttp_add_header(out, x->headers[i].name, x->headers[i].value);
 	if (x->server->draining) /* tell keep-alive clients to go elsewhere */
 		evhttp_add_header(out, "Connection", "close");
-	evhttp_send_reply(req, x->status, reason_phrase(x->status), NULL);
 	struct http_server *s = x->server;
+	http_conn_guard_reply_sent(s->cfg.guard, req);
+	evhttp_send_reply(req, x->status, reason_phrase(x->status), NULL);
 	s->in_flight--;
 	int64_t duration_us = now_us() - x->start_us;
 	if (s->cfg.metrics)
@@ -279,7 +280,12 @@ static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_r
 	ev_uint16_t port = 0;
 	if (conn != NULL)
 		evhttp_connection_get_peer(conn, &host, &port);
-	hex_strlcpy(x->client_addr, host != NULL ? host : "", sizeof x->client_addr);
+	if (s->cfg.proxies != NULL)
+		http_proxies_client(s->cfg.proxies, host != NULL ? host : "",
+		                    evhttp_find_header(in, "X-Forwarded-For"), x->client_addr,
+		                    sizeof x->client_addr);
+	else
+		hex_strlcpy(x->client_addr, host != NULL ? host : "", sizeof x->client_addr);
 	return x;
 }
 
@@ -356,6 +362,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct http_server *s = arg;
 	struct http_exchange *x = exchange_new(s, req);
 	s->in_flight++;
+	if (!http_conn_guard_request_read(s->cfg.guard, req)) {
+		/* Its connection is shut: this answer goes nowhere, and nothing ran. */
+		http_reply_error_code(x, 503, "unavailable", "connection refused");
+		send_reply(x);
+		return;
+	}
 	char allow[64];
 	switch (http_routes_match(s->cfg.listeners, x->method, x->path, &x->route, x->params, allow,
 	                          sizeof allow)) {
@@ -402,8 +414,10 @@ struct http_server *http_server_new(struct event_base *base, const struct http_s
 	s->done_ev = event_new(base, -1, 0, on_done, s);
 	s->http = evhttp_new(base);
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)cfg->body_limit);
-	evhttp_set_max_headers_size(s->http, 16 * 1024);
-	evhttp_set_timeout(s->http, 30);
+	evhttp_set_max_headers_size(s->http, (ev_ssize_t)cfg->header_limit);
+	evhttp_set_timeout(s->http, cfg->idle_timeout_s);
+	if (cfg->guard != NULL)
+		http_conn_guard_attach(cfg->guard, s->http);
 	evhttp_set_flags(s->http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 	                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |

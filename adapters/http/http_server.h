@@ -6,6 +6,7 @@
 #ifndef HEX_HTTP_SERVER_H
 #define HEX_HTTP_SERVER_H
 
+#include "adapters/http/http_conn_guard.h"
 #include "adapters/http/http_routes.h"
 #include "core/ports/token_signer.h"
 #include "core/ports/user_cache_async.h"
@@ -29,6 +30,12 @@ struct http_server_config {
 	const char *listen; /* "host:port" */
 	unsigned listeners; /* routes served: bits of (1 << enum http_listener) */
 	size_t body_limit;
+	size_t header_limit; /* request line and headers, bytes */
+	int idle_timeout_s;  /* a connection silent this long is closed */
+	/* Optional: request deadlines and the per-address cap (one guard per loop). */
+	struct http_conn_guard *guard;
+	/* Optional: the proxies whose X-Forwarded-For names the client. */
+	const struct http_proxies *proxies;
 	bool access_log; /* one log line per request */
 	bool metrics;    /* per-route counters, histograms and latency windows */
 	/* Optional: admit bearer callers on the loop thread from the cache, without a

@@ -27,6 +27,7 @@ struct pg_conn {
 	int64_t next_attempt_us; /* monotonic; no reconnect attempt before it */
 	int64_t last_down_log_s; /* for logger_every() */
 	char last_error[256];
+	bool last_retryable; /* the last failure was a deadlock or serialization failure */
 };
 
 /*
@@ -37,16 +38,17 @@ static const struct {
 	const char *sqlstate;
 	enum hex_status status;
 	enum logger_level level;
+	bool retryable; /* the server rolled the transaction back: running it again may work */
 } sqlstate_map[] = {
-    {"23505", HEX_CONFLICT, LOGGER_DEBUG},   /* unique_violation */
-    {"23503", HEX_NOT_FOUND, LOGGER_DEBUG},  /* foreign_key_violation: the owner is gone */
-    {"40001", HEX_UNAVAILABLE, LOGGER_WARN}, /* serialization_failure */
-    {"40P01", HEX_UNAVAILABLE, LOGGER_WARN}, /* deadlock_detected */
-    {"55P03", HEX_UNAVAILABLE, LOGGER_WARN}, /* lock_not_available */
-    {"57014", HEX_UNAVAILABLE, LOGGER_WARN}, /* query_canceled: statement_timeout */
-    {"57P", HEX_UNAVAILABLE, LOGGER_WARN},   /* shutdown, crash, cannot connect now */
-    {"08", HEX_UNAVAILABLE, LOGGER_WARN},    /* connection_exception */
-    {"53", HEX_UNAVAILABLE, LOGGER_WARN},    /* insufficient_resources (too many conns) */
+    {"23505", HEX_CONFLICT, LOGGER_DEBUG, false},   /* unique_violation */
+    {"23503", HEX_NOT_FOUND, LOGGER_DEBUG, false},  /* foreign_key_violation: the owner is gone */
+    {"40001", HEX_UNAVAILABLE, LOGGER_WARN, true},  /* serialization_failure */
+    {"40P01", HEX_UNAVAILABLE, LOGGER_WARN, true},  /* deadlock_detected */
+    {"55P03", HEX_UNAVAILABLE, LOGGER_WARN, false}, /* lock_not_available */
+    {"57014", HEX_UNAVAILABLE, LOGGER_WARN, false}, /* query_canceled: statement_timeout */
+    {"57P", HEX_UNAVAILABLE, LOGGER_WARN, false},   /* shutdown, crash, cannot connect now */
+    {"08", HEX_UNAVAILABLE, LOGGER_WARN, false},    /* connection_exception */
+    {"53", HEX_UNAVAILABLE, LOGGER_WARN, false},    /* insufficient_resources (too many conns) */
 };
 
 /* Server messages below WARNING are chatter (CREATE ... IF NOT EXISTS skipping, ...). */
@@ -212,8 +214,10 @@ static enum hex_status result_status(struct pg_conn *c, PGresult *r, const char 
 	ExecStatusType es = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (es == PGRES_COMMAND_OK || es == PGRES_TUPLES_OK || es == PGRES_EMPTY_QUERY) {
 		c->last_error[0] = '\0';
+		c->last_retryable = false;
 		return HEX_OK;
 	}
+	c->last_retryable = false;
 	const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	one_line(c->last_error, sizeof c->last_error, msg != NULL ? msg : PQerrorMessage(c->conn));
@@ -230,6 +234,7 @@ static enum hex_status result_status(struct pg_conn *c, PGresult *r, const char 
 		    0) {
 			st = sqlstate_map[i].status;
 			lvl = sqlstate_map[i].level;
+			c->last_retryable = sqlstate_map[i].retryable;
 			break;
 		}
 	}
@@ -467,6 +472,11 @@ int pg_conn_depth(const struct pg_conn *c)
 enum hex_status pg_conn_ping(struct pg_conn *c)
 {
 	return pg_conn_script(c, "SELECT 1");
+}
+
+bool pg_conn_last_retryable(const struct pg_conn *c)
+{
+	return c->last_retryable;
 }
 
 const char *pg_conn_last_error(const struct pg_conn *c)

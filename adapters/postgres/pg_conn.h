@@ -96,6 +96,12 @@ void pg_conn_rollback(struct pg_conn *c);
 /* How many transaction levels are open: 0 outside a transaction, 1 in a plain one. */
 int pg_conn_depth(const struct pg_conn *c);
 
+/*
+ * Whether the last failed statement was a deadlock or a serialization failure: the
+ * server rolled the transaction back, and running all of it again may succeed.
+ */
+bool pg_conn_last_retryable(const struct pg_conn *c);
+
 /* The server's error text of the last failed call ("" if none), for operator output. */
 const char *pg_conn_last_error(const struct pg_conn *c);
 

@@ -458,17 +458,12 @@ static enum hex_status post_entries(struct pg_conn *c, const struct ledger_txn_r
 	return insert_entries(c, t, ids, now, out);
 }
 
-static enum hex_status pg_ledger_repo_post(void *self, const struct ledger_txn_request *t,
-                                           int64_t now_us, struct ledger_txn *out, bool *duplicate)
+/* One attempt at post: its own transaction (or savepoint, inside a caller's). */
+static enum hex_status post_once(struct pg_conn *c, const struct ledger_txn_request *t,
+                                 int64_t now_us, struct ledger_txn *out, bool *duplicate)
 {
-	struct pg_conn *c = self;
 	*duplicate = false;
 	memset(out, 0, sizeof *out);
-	if (t->n < 2 || t->n > LEDGER_ENTRIES_MAX)
-		return HEX_INVALID;
-	for (int i = 0; i < t->n; i++)
-		if (!ledger_account_ref_valid(&t->postings[i].account))
-			return HEX_INVALID;
 	char now[24];
 	fmt_i64(now, now_us);
 	const char *params[] = {t->id, t->idempotency_key, t->reference, now};
@@ -498,6 +493,38 @@ out:
 		memset(out, 0, sizeof *out);
 	}
 	return st;
+}
+
+/* Attempts of a post that PostgreSQL chose as a deadlock victim (or could not serialise). */
+#define POST_ATTEMPTS 3
+
+static enum hex_status pg_ledger_repo_post(void *self, const struct ledger_txn_request *t,
+                                           int64_t now_us, struct ledger_txn *out, bool *duplicate)
+{
+	struct pg_conn *c = self;
+	*duplicate = false;
+	memset(out, 0, sizeof *out);
+	if (t->n < 2 || t->n > LEDGER_ENTRIES_MAX)
+		return HEX_INVALID;
+	for (int i = 0; i < t->n; i++)
+		if (!ledger_account_ref_valid(&t->postings[i].account))
+			return HEX_INVALID;
+	/*
+	 * A transfer can deadlock with a consumer batch that holds wallet locks until it
+	 * commits (docs/LEDGER.md). Its own transaction is then wholly rolled back, so it runs
+	 * again here rather than answering 503. Inside a caller's transaction the caller's
+	 * work is gone too: only the caller can run it again (the event consumer does).
+	 */
+	bool outermost = pg_conn_depth(c) == 0;
+	enum hex_status st;
+	for (int attempt = 1;; attempt++) {
+		st = post_once(c, t, now_us, out, duplicate);
+		if (st != HEX_UNAVAILABLE || !outermost || attempt == POST_ATTEMPTS ||
+		    !pg_conn_last_retryable(c))
+			return st;
+		log_info("ledger_post_retried", "posting %s again (attempt %d) after a deadlock",
+		         t->reference, attempt + 1);
+	}
 }
 
 static enum hex_status pg_ledger_repo_balances(void *self, const char *user_id,

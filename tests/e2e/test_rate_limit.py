@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Login rate limits per email and per client address (fixed windows kept in Redis)."""
+"""Login and token-refresh rate limits per email, user and client address (fixed windows
+kept in Redis), and the client address seen through trusted proxies (X-Forwarded-For)."""
 
 import os
 import sys
@@ -12,11 +13,11 @@ from harness import HexCase, unique_email  # noqa: E402
 WINDOW = 60
 
 
-def avoid_window_edge(needed_s=5.0):
+def avoid_window_edge(needed_s=5.0, window=WINDOW):
     """Waits for a fresh window if the current one (aligned on multiples of WINDOW, as
     a fixed-window limiter keyed by window number is) ends within needed_s, so that a
     burst of attempts cannot straddle two windows."""
-    left = WINDOW - (time.time() % WINDOW)
+    left = window - (time.time() % window)
     if left < needed_s:
         time.sleep(left + 0.2)
 
@@ -81,6 +82,117 @@ class AddressLimitTest(HexCase):
         self.assertTrue(1 <= int(r.header("Retry-After")) <= WINDOW)
         # the limit is on logins only: other routes still answer
         self.create_user()
+
+
+def refresh(case, token, xff=None):
+    headers = {"X-Forwarded-For": xff} if xff else None
+    r = case.post("/v1/token/refresh", {"refresh_token": token}, headers=headers)
+    if r.status == 200:
+        case.stack.note_secret(r.body["access_token"])
+        case.stack.note_secret(r.body["refresh_token"])
+    return r
+
+
+SHORT_WINDOW = 8
+
+
+class RefreshAddressLimitTest(HexCase):
+    HEXD_ENV = {"HEX_REFRESH_LIMIT_ADDR": "4", "HEX_LOGIN_WINDOW": str(SHORT_WINDOW)}
+
+    def test_fifth_refresh_from_one_address_429_and_the_token_survives(self):
+        s = self.session()
+        avoid_window_edge(3.0, SHORT_WINDOW)
+        token = s.tokens["refresh_token"]
+        # garbage counts too: the limit comes before any token work
+        self.assertError(refresh(self, "not-a-token"), 401, "unauthenticated")
+        for _ in range(3):
+            r = refresh(self, token)
+            self.assertEqual(r.status, 200, r)
+            token = r.body["refresh_token"]
+        r = refresh(self, token)
+        b = self.assertError(r, 429, "rate_limited")
+        self.assertIn("token refreshes", b["error"])
+        self.assertNotIn("refresh_token", b)
+        ra = int(r.header("Retry-After"))
+        self.assertTrue(1 <= ra <= SHORT_WINDOW, "Retry-After %d" % ra)
+        # Limited, not spent: the same token still rotates once the window is over.
+        time.sleep(ra + 0.2)
+        self.assertEqual(refresh(self, token).status, 200)
+        # the limit is on refreshes only: logins still work
+        self.login(s.user["email"], s.password)
+
+
+class RefreshUserLimitTest(HexCase):
+    HEXD_ENV = {"HEX_REFRESH_LIMIT_USER": "3", "HEX_TRUSTED_PROXIES": "127.0.0.1",
+                "HEX_LOGIN_WINDOW": str(WINDOW)}
+
+    def test_fourth_refresh_of_one_user_429_from_any_address(self):
+        a = self.session()
+        b = self.session()
+        avoid_window_edge()
+        token = a.tokens["refresh_token"]
+        for i in range(3):
+            r = refresh(self, token, xff="198.51.100.%d" % (i + 1))
+            self.assertEqual(r.status, 200, r)
+            token = r.body["refresh_token"]
+        r = refresh(self, token, xff="198.51.100.99")
+        self.assertError(r, 429, "rate_limited")
+        self.assertTrue(1 <= int(r.header("Retry-After")) <= WINDOW)
+        # another user is not affected, from the same addresses
+        self.assertEqual(refresh(self, b.tokens["refresh_token"], xff="198.51.100.1").status,
+                         200)
+        # a forged token naming the limited user is 401, not 429: forgeries cannot
+        # spend (or learn about) a user's allowance
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        self.assertError(refresh(self, forged), 401, "unauthenticated")
+
+
+class TrustedProxyTest(HexCase):
+    """hexd behind nginx: the per-address limit counts the client nginx saw."""
+    HEXD_ENV = {"HEX_LOGIN_LIMIT_ADDR": "3", "HEX_TRUSTED_PROXIES": "10.9.9.9, 127.0.0.1",
+                "HEX_LOGIN_WINDOW": str(WINDOW)}
+
+    def attempt(self, xff):
+        return self.post("/v1/login", {"email": unique_email("xff"), "password": "whatever1"},
+                         headers={"X-Forwarded-For": xff})
+
+    def test_forwarded_client_is_limited_not_the_proxy(self):
+        avoid_window_edge()
+        # as nginx writes it ($proxy_add_x_forwarded_for): what the client sent, then
+        # the address nginx saw; trusted entries on the right are skipped
+        for xff in ["203.0.113.5", "203.0.113.5, 10.9.9.9", "1.2.3.4, 203.0.113.5"]:
+            self.assertError(self.attempt(xff), 401, "unauthenticated")
+        self.assertError(self.attempt("203.0.113.5"), 429, "rate_limited")
+        # other clients behind the same proxy are not
+        for i in range(3):
+            self.assertError(self.attempt("203.0.113.%d" % (10 + i)), 401, "unauthenticated")
+        self.assertError(self.attempt("2001:db8::7"), 401, "unauthenticated")
+        # an unreadable header is the proxy itself (127.0.0.1 here), counted as one client
+        for _ in range(3):
+            self.assertError(self.attempt("not-an-address"), 401, "unauthenticated")
+        self.assertError(self.attempt("garbage, ,"), 429, "rate_limited")
+
+    def test_a_bad_proxy_list_stops_start_up(self):
+        p = self.stack.run_hexd(["serve"], overrides={"HEX_TRUSTED_PROXIES": "127.0.0.1,nginx"},
+                                timeout=20)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("HEX_TRUSTED_PROXIES", p.stderr)
+        self.assertIn('"nginx" is not an IP address', p.stderr)
+
+
+class UntrustedForwardedForTest(HexCase):
+    """Without HEX_TRUSTED_PROXIES a client cannot dodge the limit with its own header."""
+    HEXD_ENV = {"HEX_LOGIN_LIMIT_ADDR": "3", "HEX_LOGIN_WINDOW": str(WINDOW)}
+
+    def test_spoofed_forwarded_for_is_ignored(self):
+        avoid_window_edge()
+        for i in range(3):
+            r = self.post("/v1/login", {"email": unique_email("spoof"), "password": "whatever1"},
+                          headers={"X-Forwarded-For": "203.0.113.%d" % i})
+            self.assertError(r, 401, "unauthenticated")
+        r = self.post("/v1/login", {"email": unique_email("spoof"), "password": "whatever1"},
+                      headers={"X-Forwarded-For": "203.0.113.200"})
+        self.assertError(r, 429, "rate_limited")
 
 
 if __name__ == "__main__":

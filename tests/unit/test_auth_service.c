@@ -63,12 +63,18 @@ static void login_ok(struct fake_world *w, const char *email, const char *passwo
 		fail_msg("login %s: %s: %s", email, hex_status_name(st), err.message);
 }
 
-static enum hex_status refresh(struct fake_world *w, const char *token, struct auth_tokens *out,
-                               struct hex_err *err)
+static enum hex_status refresh_from(struct fake_world *w, const char *token, const char *addr,
+                                    struct auth_tokens *out, struct hex_err *err)
 {
 	memset(err, 0, sizeof *err);
 	memset(out, 0, sizeof *out);
-	return auth_service_refresh(&w->auth, token, out, err);
+	return auth_service_refresh(&w->auth, token, addr, out, err);
+}
+
+static enum hex_status refresh(struct fake_world *w, const char *token, struct auth_tokens *out,
+                               struct hex_err *err)
+{
+	return refresh_from(w, token, "192.0.2.1", out, err);
 }
 
 static enum hex_status authenticate(struct fake_world *w, const char *token, struct principal *p,
@@ -327,6 +333,57 @@ static void login_limits_can_be_off(void **state)
 		assert_bad_credentials(
 		    login(w, "alice@example.com", "wrong-pass", "192.0.2.9", &t, &err), &err);
 	login_ok(w, "alice@example.com", ALICE_PW, &t);
+}
+
+static void refresh_rate_limited_per_address(void **state)
+{
+	struct fake_world *w = *state;
+	w->auth.policy.refresh_limit_per_addr = 2;
+	struct auth_tokens first, next, t;
+	struct hex_err err;
+	login_ok(w, "alice@example.com", ALICE_PW, &first);
+	fake_clock_advance_s(&w->clock, 15);
+	/* Garbage counts against the address too: the limit comes before any token work. */
+	assert_int_equal(refresh_from(w, "garbage", "198.51.100.7", &t, &err), HEX_UNAUTHENTICATED);
+	assert_int_equal(refresh_from(w, first.refresh_token, "198.51.100.7", &next, &err), HEX_OK);
+	int verifies = fake_calls(&w->signer.base, "verify");
+	assert_int_equal(refresh_from(w, next.refresh_token, "198.51.100.7", &t, &err),
+	                 HEX_RATE_LIMITED);
+	assert_int_equal(err.retry_after_s, 45);
+	assert_non_null(strstr(err.message, "token refreshes"));
+	assert_int_equal(t.access_token[0], '\0');
+	assert_int_equal(fake_calls(&w->signer.base, "verify"), verifies);
+	/* The limited token was not spent: it still works from elsewhere, and after the window. */
+	assert_int_equal(refresh_from(w, next.refresh_token, "198.51.100.8", &t, &err), HEX_OK);
+	fake_clock_advance_s(&w->clock, 45);
+	assert_int_equal(refresh_from(w, t.refresh_token, "198.51.100.7", &next, &err), HEX_OK);
+}
+
+static void refresh_rate_limited_per_user(void **state)
+{
+	struct fake_world *w = *state;
+	w->auth.policy.refresh_limit_per_user = 2;
+	struct auth_tokens a, b, t;
+	struct hex_err err;
+	login_ok(w, "alice@example.com", ALICE_PW, &a);
+	login_ok(w, "bob@example.com", BOB_PW, &b);
+	/* Forged tokens naming alice do not spend her allowance. */
+	char forged[HEX_TOKEN_MAX];
+	forge_admin_role(a.refresh_token, forged);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(refresh(w, forged, &t, &err), HEX_UNAUTHENTICATED);
+	struct auth_tokens a2, keep;
+	assert_int_equal(refresh_from(w, a.refresh_token, "192.0.2.10", &a2, &err), HEX_OK);
+	assert_int_equal(refresh_from(w, a2.refresh_token, "192.0.2.11", &keep, &err), HEX_OK);
+	/* A third from yet another address is still alice's third. */
+	assert_int_equal(refresh_from(w, keep.refresh_token, "192.0.2.12", &t, &err),
+	                 HEX_RATE_LIMITED);
+	assert_true(err.retry_after_s > 0);
+	/* Not rotated: the token is still alive once the window ends. */
+	assert_false(fake_refresh_repo_find(&w->refresh, claims_of(keep.refresh_token).jti)->used);
+	assert_int_equal(refresh(w, b.refresh_token, &t, &err), HEX_OK);
+	fake_clock_advance_s(&w->clock, 60);
+	assert_int_equal(refresh(w, keep.refresh_token, &t, &err), HEX_OK);
 }
 
 static void login_database_down(void **state)
@@ -752,6 +809,8 @@ int main(void)
 	    T(login_database_down),
 	    T(login_refresh_store_down),
 	    T(login_signer_failure_is_internal),
+	    T(refresh_rate_limited_per_address),
+	    T(refresh_rate_limited_per_user),
 	    T(refresh_rotates_and_old_token_dies),
 	    T(refresh_reuse_revokes_the_family),
 	    T(refresh_expired_token_refused),
