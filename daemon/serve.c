@@ -47,7 +47,7 @@ static bool has_role(const struct app *app, const char *role)
 static bool executor_submit(void *self, enum http_pool pool, http_job_fn fn, void *job)
 {
 	struct server *s = self;
-	return worker_pool_submit(s->pools[pool], fn, job);
+	return s->pools[pool] != NULL && worker_pool_submit(s->pools[pool], fn, job);
 }
 
 static const struct http_executor_ops executor_ops = {.submit = executor_submit};
@@ -104,9 +104,12 @@ static const struct {
     {POOL_GATEWAY, "gateway", CFG_GATEWAY_WORKERS, app_worker_new},
 };
 
+/* A headless worker serves no route that needs a pool (only /metrics, on the loop). */
 static bool start_pools(struct server *s)
 {
 	struct config *cfg = &s->app->cfg;
+	if (!has_role(s->app, "api"))
+		return true;
 	int queue = (int)config_int(cfg, CFG_QUEUE_MAX);
 	for (size_t i = 0; i < sizeof pool_defs / sizeof pool_defs[0]; i++) {
 		s->pools[pool_defs[i].pool] =
@@ -295,12 +298,17 @@ int cmd_serve(struct app *app, int argc, char **argv)
 	}
 	const char *api = config_str(&app->cfg, CFG_HTTP_LISTEN);
 	const char *metrics = config_str(&app->cfg, CFG_METRICS_LISTEN);
-	log_info("listening",
-	         "hexd %s serving v1 on http://%s, v2 on http://%s, metrics on http://%s/metrics "
-	         "(%d loops, %ld workers, %ld kdf workers)",
-	         HEX_VERSION, api, config_str(&app->cfg, CFG_PAYMENTS_LISTEN),
-	         metrics[0] != '\0' ? metrics : api, s.nthreads + 1,
-	         config_int(&app->cfg, CFG_WORKERS), config_int(&app->cfg, CFG_KDF_WORKERS));
+	if (has_role(app, "api"))
+		log_info("listening",
+		         "hexd %s serving v1 on http://%s, v2 on http://%s, metrics on "
+		         "http://%s/metrics (%d loops, %ld workers, %ld kdf workers)",
+		         HEX_VERSION, api, config_str(&app->cfg, CFG_PAYMENTS_LISTEN),
+		         metrics[0] != '\0' ? metrics : api, s.nthreads + 1,
+		         config_int(&app->cfg, CFG_WORKERS), config_int(&app->cfg, CFG_KDF_WORKERS));
+	else
+		log_info("listening", "hexd %s running as a worker (no API)%s%s%s", HEX_VERSION,
+		         metrics[0] != '\0' ? ", metrics on http://" : "", metrics,
+		         metrics[0] != '\0' ? "/metrics" : "");
 	if (s.nthreads + 1 == s.nloops) {
 		serve_loop_run(s.loops[0]);
 		rc = 0;

@@ -127,7 +127,7 @@ static bool start_servers(struct serve_loop *l, const struct serve_loop_config *
 	    .proxies = &l->app->proxies,
 	};
 	const char *redis_url = config_str(cfg, CFG_REDIS_URL);
-	if (redis_url[0] != '\0') {
+	if (redis_url[0] != '\0' && c->fds[LISTEN_API] >= 0) { /* for bearer routes only */
 		l->cache_async = redis_async_cache_new(
 		    l->base, redis_url, (int)config_int(cfg, CFG_REDIS_TIMEOUT_MS), &err);
 		if (l->cache_async == NULL) {

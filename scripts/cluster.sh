@@ -230,6 +230,8 @@ export_hexd_env() {
 	export HEX_DATABASE_URL="host=127.0.0.1 port=$PG_PORT user=$HEX_SERVER_USER dbname=hex"
 	export HEX_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 	export HEX_BODY_LIMIT=$BODY_LIMIT
+	# nginx is on loopback: its X-Forwarded-For names the client for per-address limits.
+	export HEX_TRUSTED_PROXIES=${HEX_TRUSTED_PROXIES:-127.0.0.1}
 	if [ -z "${HEX_GATEWAY:-}" ]; then
 		if [ -n "${HEX_STRIPE_SECRET_KEY:-}" ]; then
 			export HEX_GATEWAY=stripe

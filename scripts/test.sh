@@ -5,9 +5,10 @@
 # loopback (data in .hex/test/, wiped at start), builds build/ and build-asan/
 # (-DHEX_SANITIZE=ON) and the libFuzzer targets alone in build-fuzz/ (clang,
 # -DHEX_FUZZ=ON), runs ctest in each (the fuzz one fuzzes every target a few seconds and
-# replays its regression inputs: tests/fuzz/README.md), stops the servers, and ends with
-# one line `N passed, N failed` summed over the three builds. Exit status 0 only if
-# nothing failed.
+# replays its regression inputs: tests/fuzz/README.md), stops the servers, runs the six
+# reliability drills in their short form against build/ (tests/drills/run.sh --short: each
+# on its own private cluster; one test each), and ends with one line `N passed, N failed`
+# summed over all of it. Exit status 0 only if nothing failed.
 # A build that fails, or a build with no tests, counts as one failure.
 #
 # Environment: HEX_TEST_PG_PORT (25432), HEX_TEST_REDIS_PORT (26379),
@@ -64,6 +65,28 @@ run_ctest() {
 	REPORT+=("$dir: $((total - failed)) passed, $failed failed")
 }
 
+# The drills (docs/RELIABILITY.md) in their short form, each counted as one test, from
+# the "DRILL <n> PASS|FAIL" lines of run.sh; they start their own cluster on build/.
+run_drills() {
+	local log=$HEX_STATE/drills.log rc=0 passed failed
+	hex_say "running tests/drills/run.sh --short against build/"
+	HEX_CLUSTER_BUILD_DIR=build HEX_CLUSTER_SKIP_BUILD=1 \
+		"$HEX_ROOT/tests/drills/run.sh" --short 2>&1 9>&- | tee "$log" || rc=$?
+	# run.sh prints each drill's line twice (as it ends, and in the closing list).
+	passed=$(grep -E '^DRILL [^ ]+ PASS' "$log" | sort -u | wc -l)
+	failed=$(grep -E '^DRILL [^ ]+ FAIL' "$log" | sort -u | wc -l)
+	if [ $((passed + failed)) -eq 0 ]; then
+		count_failure "drills: no drill reported (exit $rc, log: $log)"
+		return 0
+	fi
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		failed=1
+	fi
+	TOTAL_PASSED=$((TOTAL_PASSED + passed))
+	TOTAL_FAILED=$((TOTAL_FAILED + failed))
+	REPORT+=("drills: $passed passed, $failed failed (log: $log)")
+}
+
 # Only the fuzz targets and the libraries they link are built: the rest of the tree is
 # covered by the two other builds, and instrumented code is slow to compile.
 build_fuzz() {
@@ -104,8 +127,9 @@ main() {
 	fi
 	[ "$ok_fuzz" = 1 ] && run_ctest build-fuzz
 
-	# Stop the servers now so that the summary is the last thing printed.
+	# Stop the test servers before the drills start theirs.
 	hex_run_cleanups
+	if [ "$ok_build" = 1 ]; then run_drills; else count_failure "drills: build/ failed"; fi
 	printf '\n'
 	local line
 	for line in "${REPORT[@]}"; do

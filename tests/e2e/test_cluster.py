@@ -286,6 +286,20 @@ class ClusterTest(ClusterCase):
         # The worker came later and found nothing to do.
         self.assertIn("(0 applied now)", log_events(self.worker.log(), "schema_ready")[0]["msg"])
 
+    def test_worker_runs_no_request_pools(self):
+        """A headless worker serves only /metrics (on its loop): no request workers, so
+        none of their database and Redis connections either."""
+        def metrics(port):
+            return harness.http_request(port, "GET", "/metrics").raw.decode()
+        self.assertIn('hex_pool_threads{pool="api"}', metrics(self.api[0].metrics_port))
+        worker = metrics(self.worker.metrics_port)
+        self.assertNotIn('hex_pool_threads{pool="api"}', worker)
+        self.assertNotIn('pool="gateway"', worker)
+        self.assertIn("hex_events_outbox_unpublished", worker)
+        said = log_events(self.worker.log(), "listening")
+        self.assertEqual(len(said), 1, said)
+        self.assertIn("running as a worker (no API)", said[0]["msg"])
+
     def test_requests_spread_over_both_instances(self):
         ids = ["spread-%d-%s" % (i, secrets.token_hex(4)) for i in range(20)]
         for rid in ids:
