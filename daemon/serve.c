@@ -304,7 +304,8 @@ int cmd_serve(struct app *app, int argc, char **argv)
 		         "http://%s/metrics (%d loops, %ld workers, %ld kdf workers)",
 		         HEX_VERSION, api, config_str(&app->cfg, CFG_PAYMENTS_LISTEN),
 		         metrics[0] != '\0' ? metrics : api, s.nthreads + 1,
-		         config_int(&app->cfg, CFG_WORKERS), config_int(&app->cfg, CFG_KDF_WORKERS));
+		         config_int(&app->cfg, CFG_WORKERS),
+		         config_int(&app->cfg, CFG_KDF_WORKERS));
 	else
 		log_info("listening", "hexd %s running as a worker (no API)%s%s%s", HEX_VERSION,
 		         metrics[0] != '\0' ? ", metrics on http://" : "", metrics,
