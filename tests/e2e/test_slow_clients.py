@@ -220,6 +220,12 @@ class AddressCapTest(HexCase):
             self.assertEqual(self.stack.db.scalar(
                 "SELECT count(*) FROM users WHERE email = '%s'" % email), "0")
             self.assertIn("http_connection_refused", self.stack.log_tail())
+            # another client address is not affected (127.0.0.3 is loopback too)
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10,
+                                          source_address=("127.0.0.3", 0)) as other:
+                other.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                data, _, _ = read_until_closed(other, 5)
+            self.assertEqual(parse_raw_response(data)[0], 200, data)
         finally:
             for s in held:
                 s.close()
