@@ -223,10 +223,13 @@ class EventCase(PaymentCase):
 
 
 # ---------------------------------------------------------------------------------------
-# 1. two competing workers, one killed with SIGKILL while the ledger is part-way
+# 1. two competing workers, one killed with SIGKILL (or stopped with SIGTERM) while the
+#    ledger is part-way
 
 
-class WorkerKilledMidStreamTest(EventCase):
+class TwoWorkersCase(EventCase):
+    """An API-only hexd takes the webhooks; worker-only hexds started by the test run the
+    event threads."""
     HEXD_ENV = {"HEX_ROLES": "api"}  # takes the webhooks, runs no event thread
     PAYMENTS = 200
 
@@ -268,6 +271,9 @@ class WorkerKilledMidStreamTest(EventCase):
         tag = "-%d-ledger-" % pid
         return sum(n for name, n in self.members("ledger").items() if tag in name)
 
+
+
+class WorkerKilledMidStreamTest(TwoWorkersCase):
     def test_sigkill_one_worker_the_other_takes_over_and_books_balance(self):
         sessions = [self.session(unique_email("kill%d" % i)) for i in range(4)]
         payments = self.top_ups(sessions, self.PAYMENTS)
@@ -348,6 +354,62 @@ class WorkerKilledMidStreamTest(EventCase):
         self.assertFalse(sanitizer_lines(victim.log()))
         self.assertEqual(survivor.stop(), 0, survivor.log()[-4000:])
         self.assertFalse(sanitizer_lines(survivor.log()), survivor.log()[-4000:])
+
+
+class WorkerStoppedMidStreamTest(TwoWorkersCase):
+    def test_sigterm_one_worker_finishes_its_events_and_leaves_none_pending(self):
+        """SIGTERM is a clean stop: the worker finishes and acknowledges what it read,
+        exits 0, and leaves nothing for another member to take over."""
+        sessions = [self.session(unique_email("term%d" % i)) for i in range(4)]
+        payments = self.top_ups(sessions, self.PAYMENTS)
+        deliveries, event_ids = self.success_events(payments)
+        n = len(event_ids)
+        self.deliver_all(deliveries)
+        self.assertEqual(self.unpublished(), n)
+        workers = [self.spawn_worker(), self.spawn_worker()]
+
+        victim = None
+        deadline = time.monotonic() + 30 * scale()
+        while victim is None and time.monotonic() < deadline:
+            g = self.groups(STREAM).get("ledger")
+            read = g.get("entries-read") if g else None
+            if read is not None and read >= n // 5:
+                held = [(self.ledger_member_pending(w.proc.pid), w) for w in workers]
+                most, w = max(held, key=lambda x: x[0])
+                if most >= 3:
+                    victim = w
+                    continue
+            if read is not None and read >= n and g["pending"] == 0:
+                break
+            time.sleep(0.005)
+        self.assertIsNotNone(victim, "the ledger finished (or never started) before a worker "
+                             "could be stopped mid-stream")
+        done_at_term = len(self.processed("ledger"))
+        victim.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(victim.proc.wait(15 * scale()), 0, victim.log()[-4000:])
+        # What it had read is applied and acknowledged, not left to XAUTOCLAIM.
+        self.assertEqual(self.ledger_member_pending(victim.proc.pid), 0)
+        self.assertLess(done_at_term, n, "the ledger was not part-way at the SIGTERM")
+        survivor = workers[0] if victim is workers[1] else workers[1]
+
+        def drained():
+            return (all(len(self.processed(c)) == n for c in CONSUMERS) and
+                    self.unpublished() == 0 and not any(self.pending().values()))
+
+        self.assertTrue(wait_until(drained, 60 * scale(), interval=0.3),
+                        "not drained after the SIGTERM: processed %r, unpublished %d, "
+                        "pending %r" % ({c: len(self.processed(c)) for c in CONSUMERS},
+                                        self.unpublished(), self.pending()))
+        self.assertEqual(self.references("payment:"),
+                         {"payment:%s" % p["id"]: 1 for p in payments})
+        for c in CONSUMERS:
+            self.assertEqual(self.processed(c), {e: 1 for e in event_ids}, c)
+        self.assertEqual(self.count("SELECT count(*) FROM event_failures"), 0)
+        self.assertLedgerVerifies()
+        self.assertNotIn("took over", survivor.log(), "the stopped worker left entries behind")
+        self.assertIn('"stopped"', victim.log())
+        self.assertFalse(sanitizer_lines(victim.log()), victim.log()[-4000:])
+        self.assertEqual(survivor.stop(), 0, survivor.log()[-4000:])
 
 
 # ---------------------------------------------------------------------------------------
