@@ -11,7 +11,8 @@ BENCH_ABBA=(1 2 2 1 1 2 2 1 1 2 2 1)
 BENCH_ABBA_EACH=$((${#BENCH_ABBA[@]} / 2))
 
 # Every case in the summary and the report's command list, in the order of the table.
-BENCH_CASES="a b h c d e e-login o-on o-off ml mp w t s-alone s-busy s-pay a2 f1 f2 f3"
+BENCH_CASES="a b h c d e e-login o-on o-off ml mp w t s-alone s-busy s-pay cg-direct cg-nginx1
+cg-nginx2 cp-direct cp-nginx1 cp-nginx2 a2 f1 f2 f3"
 
 # bench_combine NAME RUN...: NAME's numbers from several runs of the same load: req/s,
 # p50, p99 and CPU use are the means of the runs', CPU per request is total over total
@@ -276,6 +277,7 @@ bench_measure_all() {
 	bench_measure_webhooks
 	bench_measure_transfers
 	bench_measure_slow_stripe
+	bench_measure_cluster
 
 	# a2: nginx again. On a shared 2-core machine the baseline moves between runs; the
 	# second measurement shows by how much, and the better of the two is the ceiling.

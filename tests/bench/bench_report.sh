@@ -79,11 +79,12 @@ bench_settings() {
 	printf -- '- D: as A, plus `HEX_ACCESS_LOG=off HEX_METRICS=off`\n'
 	printf -- '- C: as A, plus `HEX_GATEWAY=stripe HEX_STRIPE_API_BASE=http://127.0.0.1:<fake port> HEX_STRIPE_SECRET_KEY=%s`; the fake Stripe holds every answer %s ms\n' \
 		"$BENCH_STRIPE_KEY" "$BENCH_STRIPE_DELAY_MS"
+	printf -- '- api1, api2 (the cluster case): as A, plus `HEX_ROLES=api` (no event threads, as the cluster runs its API instances)\n'
 	printf -- '- everything else at its default: `HEX_WORKERS=8`, `HEX_KDF_WORKERS=1`, `HEX_GATEWAY_WORKERS=8`, `HEX_QUEUE_MAX=1024`, `HEX_ROLES=api,worker`, `HEX_WEBHOOK_TOLERANCE=300`, ...\n'
 }
 
 bench_report_results() {
-	printf 'wrk: `-t2 -c64 -d%ss --latency`, after a %ss warm-up for a, b, h, c, ml, mp and t (o and s: one per side). ' \
+	printf 'wrk: `-t2 -c64 -d%ss --latency`, after a %ss warm-up for a, b, h, c, ml, mp and t (o, s, cg and cp: one per side; cg and cp in their own section below). ' \
 		"$BENCH_DURATION" "$BENCH_WARMUP"
 	printf 'Latencies in ms. Errors: non-2xx replies plus socket errors (0 expected).\n\n'
 	printf '| case | what | req/s | p50 | p99 | errors | ratio to its baseline |\n'
@@ -141,7 +142,8 @@ bench_report_results() {
 	printf 'A few more rows than replies are requests answered after wrk stopped counting.\n'
 	printf '\nError detail (wrk): '
 	local x sep=''
-	for x in a b h c d e e-login o-on o-off ml mp w t s-alone s-busy s-pay a2; do
+	for x in a b h c d e e-login o-on o-off ml mp w t s-alone s-busy s-pay cg-direct cg-nginx1 \
+		cg-nginx2 cp-direct cp-nginx1 cp-nginx2 a2; do
 		printf '%s%s: %s' "$sep" "$x" "$(bench_errors_detail "$x")"
 		sep='; '
 	done
@@ -169,12 +171,13 @@ bench_report_hexd() {
 	printf '\nRedis keyspace hits per request during b: %s (during c: %s in all). ' \
 		"$(awk -v h="$BENCH_HITS_B" -v n="${RES[b.requests]}" \
 			'BEGIN { printf "%.2f", (n ? h / n : 0) }')" "$BENCH_HITS_C"
-	printf 'Peak RSS (VmHWM) at the end: hexd A %s MiB, B %s MiB, C %s MiB, D %s MiB. ' \
+	printf 'Peak RSS (VmHWM) at the end: hexd A %s MiB, B %s MiB, C %s MiB, D %s MiB, api1 %s MiB, api2 %s MiB. ' \
 		"$(bench_mib "$BENCH_RSS_A")" "$(bench_mib "$BENCH_RSS_B")" \
-		"$(bench_mib "$BENCH_RSS_C")" "$(bench_mib "$BENCH_RSS_D")"
-	printf 'Exit status after SIGTERM: A %s, B %s, C %s, D %s (0: drained and stopped cleanly). ' \
+		"$(bench_mib "$BENCH_RSS_C")" "$(bench_mib "$BENCH_RSS_D")" \
+		"$(bench_mib "$BENCH_RSS_API1")" "$(bench_mib "$BENCH_RSS_API2")"
+	printf 'Exit status after SIGTERM: A %s, B %s, C %s, D %s, api1 %s, api2 %s (0: drained and stopped cleanly). ' \
 		"${BENCH_HEXD_RC[A]:-?}" "${BENCH_HEXD_RC[B]:-?}" "${BENCH_HEXD_RC[C]:-?}" \
-		"${BENCH_HEXD_RC[D]:-?}"
+		"${BENCH_HEXD_RC[D]:-?}" "${BENCH_HEXD_RC[api1]:-?}" "${BENCH_HEXD_RC[api2]:-?}"
 	printf 'Warning and error log lines: %s (first ones in `%s/hexd-warnings.txt`).\n' \
 		"$BENCH_WARN_LINES" "$BENCH_RAW_KEPT"
 }
@@ -193,6 +196,79 @@ bench_report_postgres() {
 	printf '\nPostgreSQL CPU is the postmaster and all its processes (backends, WAL writer, checkpointer, ...; those that exited during the case included). '
 	printf 'States from `pg_stat_activity`, the six most frequent (`CPU`: waiting for nothing; `LWLock:WALWrite`: waiting for another backend to flush the WAL its commit needs, `IO:WALSync`: flushing it; `Lock:*`: row or transaction locks; `idle in transaction`: waiting for its client in the middle of a transaction); backends idle between transactions are left out. '
 	printf 'f3 has 64 pgbench connections; hexd A has one per api worker (8) plus one per event thread (the relay and one per consumer group); B also has its pool on this database, idle during these cases.\n'
+}
+
+# Errors (non-2xx and socket) of every run of the cluster case, direct or through nginx.
+bench_cluster_errors() {
+	local n=0 x
+	for x in cg-direct cg-nginx1 cg-nginx2 cp-direct cp-nginx1 cp-nginx2; do
+		n=$((n + ${RES[$x.errors]}))
+	done
+	printf '%s\n' "$n"
+}
+
+bench_cluster_row() {
+	local k=$1 prefix=${1%%-*} label=$2
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s / %s (%s%% / %s%%) | %s µs | %s |\n' "$k" \
+		"$label" "$(bench_int "${RES[$k.rps]}")" "$(bench_ms "${RES[$k.p50_us]}")" \
+		"$(bench_ms "${RES[$k.p99_us]}")" "${RES[$k.errors]}" \
+		"$(bench_pct "${RES[$k.rps]}" "${RES[$prefix-direct.rps]}")" \
+		"${RES[$k.up1]}" "${RES[$k.up2]}" "${RES[$k.share1]}" "${RES[$k.share2]}" \
+		"${RES[$k.hexd_us]}" \
+		"$(case $k in *-direct) printf -- '-' ;; *) printf '%s µs' "${RES[$k.nginx_us]}" ;; esac)"
+}
+
+# The cluster case (issue 7): the table, the ratios, the spread and what they can mean on
+# this machine.
+bench_report_cluster() {
+	local x
+	printf 'hexd api1 and api2 (`HEX_ROLES=api`, Redis cache, access log and metrics on, as A) on the same PostgreSQL and Redis; nginx from `config/nginx.conf.in` as shipped (only its ports filled in; `worker_processes auto`, access log on). '
+	printf 'Each side ran %s times for %ss, alternating (direct, nginx1, nginx2, nginx2, nginx1, direct, twice), same wrk command (`-t2 -c64`, timeout 2 s) on each; numbers are the means of the runs. ' \
+		"$BENCH_ABC_EACH" "$BENCH_ALT_SECONDS"
+	printf 'Requests per instance are the route'"'"'s `hex_http_requests_total` counters of each hexd, read before and after every run.\n\n'
+	printf '| case | what | req/s | p50 | p99 | errors | of direct | requests api1 / api2 | hexd CPU per request | nginx CPU per request |\n'
+	printf '|---|---|---:|---:|---:|---:|---:|---|---:|---:|\n'
+	bench_cluster_row cg-direct "api1 \`GET /v1/users/:id\` direct, Redis cache warm"
+	bench_cluster_row cg-nginx1 "the same through nginx, both upstream slots on api1 (the proxy alone)"
+	bench_cluster_row cg-nginx2 "the same through nginx, api1 and api2"
+	bench_cluster_row cp-direct "api1 \`POST /v1/messages\` direct"
+	bench_cluster_row cp-nginx1 "the same through nginx, both upstream slots on api1"
+	bench_cluster_row cp-nginx2 "the same through nginx, api1 and api2"
+	printf '\n**2 instances behind nginx / 1 direct: reads %sx, posts %sx.** ' "${RES[cg.ratio2]}" \
+		"${RES[cp.ratio2]}"
+	printf '1 instance behind nginx / 1 direct (what the proxy hop costs): reads %sx, posts %sx. ' \
+		"${RES[cg.ratio1]}" "${RES[cp.ratio1]}"
+	printf 'Spread over the 2-instance runs: reads api1 %s%% / api2 %s%% (per run, api1 %s), posts api1 %s%% / api2 %s%% (per run, api1 %s); the band is %s-%s%% per instance. ' \
+		"${RES[cg-nginx2.share1]}" "${RES[cg-nginx2.share2]}" "${RES[cg-nginx2.share_range]}" \
+		"${RES[cp-nginx2.share1]}" "${RES[cp-nginx2.share2]}" "${RES[cp-nginx2.share_range]}" \
+		"$BENCH_SPREAD_MIN" "$BENCH_SPREAD_MAX"
+	printf 'nginx access-log lines (one per request it answered) and retried requests (more than one upstream tried): '
+	local sep=''
+	for x in cg-nginx1 cg-nginx2 cp-nginx1 cp-nginx2; do
+		printf '%s%s %s lines for %s wrk replies, %s retried' "$sep" "$x" "${RES[$x.lb_lines]}" \
+			"${RES[$x.requests]}" "${RES[$x.lb_retried]}"
+		sep='; '
+	done
+	printf '. nginx error-log lines: %s (first ones in `%s/nginx-cluster-errors.txt`). ' \
+		"${RES[cluster.nginx_errors]}" "$BENCH_RAW_KEPT"
+	printf 'The posts added %s rows for %s replies 201. ' "${RES[cp.rows]}" "${RES[cp.ok]}"
+	printf 'CPU (%% of one core; hexd: api1 + api2, nginx: master + workers): '
+	sep=''
+	for x in cg-direct cg-nginx1 cg-nginx2 cp-direct cp-nginx1 cp-nginx2; do
+		printf '%s%s hexd %s%%, nginx %s%%' "$sep" "$x" "${RES[$x.hexd_pct]}" "${RES[$x.nginx_pct]}"
+		sep='; '
+	done
+	printf '. Runs'"'"' req/s, in the order run: '
+	sep=''
+	for x in cg-direct cg-nginx1 cg-nginx2 cp-direct cp-nginx1 cp-nginx2; do
+		printf '%s%s: %s' "$sep" "$x" "${RES[$x.runs]}"
+		sep='; '
+	done
+	printf ' (per-run counts in `%s/cluster-cg.txt` and `cluster-cp.txt`).\n\n' "$BENCH_RAW_KEPT"
+	printf 'What the ratio means here: this machine has %s cores, and both hexd, nginx'"'"'s workers, wrk (and for the posts PostgreSQL) share them. ' \
+		"$(nproc)"
+	printf 'A second instance adds no core, so the 2-instance number measures what the proxy hop costs and whether nginx spreads the load evenly, not how the API scales; '
+	printf 'on machines where each instance has its own cores the same setup would be expected to scale, which this run cannot show.\n'
 }
 
 # The event pipeline under the w load (issue 5).
@@ -246,6 +322,12 @@ bench_report_targets() {
 		"$(bench_pct "${RES[mp.rps]}" "${RES[f3.rps]}")" "$(bench_pct "${RES[w.rps]}" "${RES[f3.rps]}")" \
 		"$((${RES[ml.errors]} + ${RES[mp.errors]} + ${RES[w.errors]}))" "${RES[w.duplicates]}" \
 		"$(bench_verdict "${RES[ml.errors]} + ${RES[mp.errors]} + ${RES[w.errors]} + ${RES[w.duplicates]} == 0")"
+	printf '| cluster (issue 7): 0 errors direct and through nginx, each of 2 instances behind nginx gets %s-%s%% of the requests; the ratio 2 behind nginx / 1 direct reported (no threshold: 2 cores) | reads %sx (api1 %s%%, api2 %s%%), posts %sx (api1 %s%%, api2 %s%%); %s errors | %s |\n' \
+		"$BENCH_SPREAD_MIN" "$BENCH_SPREAD_MAX" \
+		"${RES[cg.ratio2]}" "${RES[cg-nginx2.share1]}" "${RES[cg-nginx2.share2]}" \
+		"${RES[cp.ratio2]}" "${RES[cp-nginx2.share1]}" "${RES[cp-nginx2.share2]}" \
+		"$(bench_cluster_errors)" \
+		"$(bench_verdict "$(bench_cluster_errors) == 0 && ${RES[cg.spread_ok]} == 1 && ${RES[cp.spread_ok]} == 1")"
 }
 
 bench_write_report() {
@@ -261,6 +343,8 @@ bench_write_report() {
 		bench_settings
 		printf '\n### Results\n\n'
 		bench_report_results
+		printf '\n### Cluster: two API instances behind nginx vs one direct (issue 7)\n\n'
+		bench_report_cluster
 		printf '\n### Event pipeline: webhook received -> ledger posted (issue 5)\n\n'
 		bench_report_events
 		printf '\n### hexd resources\n\n'
@@ -276,6 +360,8 @@ bench_write_report() {
 		printf -- '- event latency, after w and the wait for the ledger consumer: `%s`\n' "${CMD[lat]}"
 		printf -- '- o-on, o-off, s-alone, s-busy: each the command shown, run %s times for %ss (`-d%ss`), the two sides of a case in the order first, second, second, first, three times\n' \
 			"$BENCH_ABBA_EACH" "$BENCH_ALT_SECONDS" "$BENCH_ALT_SECONDS"
+		printf -- '- cg-*, cp-*: each the command shown, run %s times for %ss (`-d%ss`), the three sides of a case in the order direct, nginx1, nginx2, nginx2, nginx1, direct, twice; nginx configuration: `%s/nginx-cluster.conf` (config/nginx.conf.in with the ports of this run)\n' \
+			"$BENCH_ABC_EACH" "$BENCH_ALT_SECONDS" "$BENCH_ALT_SECONDS" "$BENCH_RAW_KEPT"
 	} >"$1"
 }
 

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # bench_servers.sh: the servers run.sh starts besides PostgreSQL and Redis (which come
-# from scripts/lib.sh): free ports, nginx, the two hexd, and waiting for a process to go
-# idle. Sourced by run.sh, never run. Every start registers its stop with hex_at_exit.
+# from scripts/lib.sh): free ports, nginx, hexd, and waiting for a process to go idle.
+# Sourced by run.sh, never run. Every start registers its stop with hex_at_exit.
 
 # Below Linux's ephemeral range (32768-60999 by default): the benchmark's own client
 # connections take ports from that range, and one of them holding a port we picked would
@@ -79,12 +79,13 @@ bench_peak_rss_kib() {
 
 # ---------------------------------------------------------------- nginx
 
+# bench_nginx_stop [DIR]: the nginx whose pid file is in DIR (the baseline's by default).
 bench_nginx_stop() {
-	local pid
-	pid=$(head -n 1 "$BENCH_TMP/nginx/nginx.pid" 2>/dev/null || true)
+	local dir=${1:-$BENCH_TMP/nginx} pid
+	pid=$(head -n 1 "$dir/nginx.pid" 2>/dev/null || true)
 	case $pid in '' | *[!0-9]*) return 0 ;; esac
 	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nginx ] || return 0
-	hex_say "stopping nginx (pid $pid)"
+	hex_say "stopping nginx (pid $pid, $dir)"
 	kill -QUIT "$pid" 2>/dev/null || true
 	bench_wait_pid_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
 }

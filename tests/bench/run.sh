@@ -3,9 +3,10 @@
 #
 # In one run, on loopback only: builds hexd (Release, build-bench/), starts a private
 # PostgreSQL 15 and Redis in a temp folder, hexd instances (A with the Redis cache, B
-# without, later D with access log and metrics off, and C paying through a slow fake
-# Stripe) and an nginx baseline, seeds users through the API and messages and payments in
-# SQL, then measures with wrk, and redis-benchmark and pgbench on the same servers.
+# without, later D with access log and metrics off, C paying through a slow fake Stripe,
+# and api1 and api2 behind the cluster's nginx, config/nginx.conf.in) and an nginx
+# baseline, seeds users through the API and messages and payments in SQL, then measures
+# with wrk, and redis-benchmark and pgbench on the same servers.
 # Writes docs/BENCHMARKS.md and keeps the raw outputs in tests/bench/last-run/. Stops
 # everything it started, however it ends. tests/bench/method.md says what is measured and
 # why.
@@ -39,6 +40,8 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 . "$BENCH_DIR/bench_ledger.sh"
 # shellcheck source=tests/bench/bench_measure.sh
 . "$BENCH_DIR/bench_measure.sh"
+# shellcheck source=tests/bench/bench_cluster.sh
+. "$BENCH_DIR/bench_cluster.sh"
 # shellcheck source=tests/bench/bench_cases.sh
 . "$BENCH_DIR/bench_cases.sh"
 # shellcheck source=tests/bench/bench_report.sh
@@ -185,7 +188,8 @@ main() {
 	bench_check_number HEX_BENCH_DURATION "$BENCH_DURATION"
 	bench_check_number HEX_BENCH_WARMUP "$BENCH_WARMUP"
 	[ "$BENCH_DURATION" -ge 1 ] || hex_die "HEX_BENCH_DURATION must be at least 1"
-	# The alternating cases (o, s) run each side six times: about twice the duration.
+	# The alternating cases (o, s, cg, cp) run each side four or six times: about 1.2 or
+	# twice the duration.
 	BENCH_ALT_SECONDS=$(((BENCH_DURATION * 3 + 9) / 10))
 	bench_check_number HEX_BENCH_LOGIN_USERS "$BENCH_LOGIN_USERS"
 	[ "$BENCH_LOGIN_USERS" -ge 5 ] || hex_die "HEX_BENCH_LOGIN_USERS must be at least 5"
@@ -230,6 +234,14 @@ main() {
 	bench_pick_port D_PAY_PORT
 	bench_pick_port D_ADMIN_PORT
 	bench_pick_port STRIPE_PORT
+	bench_pick_port API1_PORT
+	bench_pick_port API1_PAY_PORT
+	bench_pick_port API1_ADMIN_PORT
+	bench_pick_port API2_PORT
+	bench_pick_port API2_PAY_PORT
+	bench_pick_port API2_ADMIN_PORT
+	bench_pick_port LB1_PORT
+	bench_pick_port LB2_PORT
 	BENCH_RUN_ID=$(bench_random_hex 4)
 	BENCH_WEBHOOK_SECRET=whsec_bench_$(bench_random_hex 16)
 
@@ -254,7 +266,7 @@ main() {
 	bench_hexd_stop A
 	bench_hexd_stop B
 	local logs=() name
-	for name in A B C D; do
+	for name in A B C D api1 api2; do
 		logs+=("$(bench_hexd_log "$name")")
 	done
 	BENCH_WARN_LINES=$(cat "${logs[@]}" | grep -cE '"level":"(warn|error)"' || true)
