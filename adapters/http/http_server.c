@@ -364,7 +364,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	s->in_flight++;
 	if (!http_conn_guard_request_read(s->cfg.guard, req)) {
 		/* Its connection is shut: this answer goes nowhere, and nothing ran. */
-		http_reply_error_code(x, 503, "unavailable", "connection refused");
+		http_reply_error_code(x, 503, "unavailable",
+		                      "the connection was closed by a limit");
 		send_reply(x);
 		return;
 	}

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Measures (does not assert) what hexd's HTTP listener does today with oversized
-headers and slow clients; the numbers go into docs/SECURITY.md. Not a ctest (its name
-does not start with test_). Takes about 80 s.
+"""Measures (does not assert) what hexd's HTTP listener does with oversized headers,
+slow clients and a connection flood, at its default limits; the numbers go into
+docs/SECURITY.md. Not a ctest (its name does not start with test_). Takes about 80 s.
+The flood comes from 127.0.0.2 and the probes from 127.0.0.1: two clients, as hexd sees
+them.
 
     HEX_TEST_PG_URL=... python3 tests/e2e/measure_limits.py --hexd build/bin/hexd
 """
@@ -32,7 +34,7 @@ def header_case(port, what, request):
 
 
 def headers(port):
-    print("headers (evhttp_set_max_headers_size 16 KiB):")
+    print("headers (HEX_HEADER_LIMIT 16 KiB):")
     base = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
     for n in (8 * 1024, 15 * 1024, 16 * 1024 + 1, 64 * 1024, 1024 * 1024):
         header_case(port, "one %d-byte header" % n,
@@ -76,7 +78,7 @@ def closed_after(port, first, trickle=None, every=10.0, limit=75.0):
 
 
 def slow(port):
-    print("slow clients (evhttp_set_timeout 30 s):")
+    print("slow clients (HEX_HTTP_IDLE_TIMEOUT 30 s, HEX_HTTP_REQUEST_TIMEOUT 20 s):")
     cases = {
         "connect, send nothing": (b"", None),
         "half a request line, then silence": (b"GET /heal", None),
@@ -86,11 +88,12 @@ def slow(port):
             b"POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Content-Length: 100\r\n\r\n{\"email\":", None),
         "headers trickled, one byte per 10 s": (b"GET /healthz HTTP/1.1\r\n", b"X"),
+        "headers trickled, one byte per 2 s": (b"GET /healthz HTTP/1.1\r\n", b"Y"),
     }
     results = {}
 
     def run(name, first, trickle):
-        results[name] = closed_after(port, first, trickle)
+        results[name] = closed_after(port, first, trickle, every=2.0 if trickle == b"Y" else 10.0)
 
     ts = [threading.Thread(target=run, args=(n, f, t)) for n, (f, t) in cases.items()]
     for t in ts:
@@ -105,18 +108,29 @@ def slow(port):
 
 
 def flood(port, n):
-    print("%d connections holding half-sent headers, meanwhile GET /healthz and /readyz:" % n)
+    print("%d connections from 127.0.0.2 holding half-sent headers, meanwhile GET /healthz "
+          "and /readyz from 127.0.0.1:" % n)
     socks = []
     t0 = time.monotonic()
     for _ in range(n):
         try:
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                         source_address=("127.0.0.2", 0))
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
             socks.append(s)
         except OSError as e:
             print("  open failed after %d: %s" % (len(socks), e))
             break
-    print("  opened %d in %.1f s" % (len(socks), time.monotonic() - t0))
+    time.sleep(0.5)
+    refused = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            refused += s.recv(64).startswith(b"HTTP/1.1 503")
+        except (BlockingIOError, OSError):
+            pass
+    print("  opened %d in %.1f s; %d answered 503 too_many_connections and closed" %
+          (len(socks), time.monotonic() - t0, refused))
     lat = []
     fails = 0
     for i in range(40):
