@@ -21,6 +21,8 @@ HEX_PACKAGES=(
 	python3 curl ca-certificates procps iproute2 tmux
 	# tests/e2e/test_cluster.py and scripts/cluster.sh put nginx in front of hexd.
 	nginx-light
+	# tests/drills: drill 1 kills an API instance under wrk load.
+	wrk
 	# tests/fuzz: libFuzzer's runtime is only a Recommends of clang, so it is named too.
 	clang libclang-rt-dev
 )
