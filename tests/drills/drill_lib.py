@@ -687,3 +687,77 @@ class EventLoad:
         fields["lost"] = len(lost) + len(ids - set(per_consumer["ledger"]))
         fields["duplicated"] = len(dup)
         fields["ledger_verify"] = "ok" if ok else "FAIL"
+
+
+# ------------------------------------------------------------------ wrk load
+
+
+class WrkLoad:
+    """wrk through nginx in the background, beside the Python load: a far higher request
+    rate than Python threads reach, on one path with one bearer token. The Lua script
+    (tests/drills/drill_1_wrk.lua) counts answers per wall-clock second; finish() parses
+    what it prints into:
+      per_second  {unix second: (2xx answers, other answers)}
+      statuses    {status: answers} for every non-2xx status
+      summary     wrk's own counters: requests, duration_us, connect, read, write, timeout
+                  (socket errors, which no second can be given to), status (answers >= 400),
+                  p50_us, p99_us, max_us."""
+
+    def __init__(self, path, token, seconds, threads=2, conns=32, timeout_s=2,
+                 script="drill_1_wrk.lua"):
+        self.seconds = int(seconds)
+        self.cmd = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % self.seconds,
+                    "--timeout", "%ds" % timeout_s, "-s",
+                    os.path.join(ROOT, "tests", "drills", script),
+                    "http://127.0.0.1:%d%s" % (NGINX_PORT, path)]
+        self.env = dict(os.environ, HEX_DRILL_WRK_TOKEN=token)
+        self.proc = None
+        self.output = ""
+        self.per_second = {}
+        self.statuses = {}
+        self.summary = {}
+
+    def start(self):
+        if shutil.which("wrk") is None:
+            raise DrillFailed("wrk is not installed (scripts/lib.sh installs it)")
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+        say("wrk: %s" % " ".join(self.cmd[:-2] + [os.path.basename(self.cmd[-2]),
+                                                  self.cmd[-1]]))
+        return self
+
+    def finish(self):
+        """Waits for wrk (its -d and a margin) and parses its report; DrillFailed when wrk
+        failed or printed no summary."""
+        try:
+            self.output, _ = self.proc.communicate(timeout=self.seconds + 60)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise DrillFailed("wrk still running %ds after its %ds" % (60, self.seconds))
+        for line in self.output.splitlines():
+            word, _, rest = line.partition(" ")
+            kv = dict(p.split("=", 1) for p in rest.split() if "=" in p)
+            if word == "WRK_SECOND":
+                self.per_second[int(kv["t"])] = (int(kv["ok"]), int(kv["bad"]))
+            elif word == "WRK_STATUS":
+                self.statuses[int(kv["code"])] = int(kv["n"])
+            elif word == "WRK_SUMMARY":
+                self.summary = {k: int(v) for k, v in kv.items()}
+        if self.proc.returncode != 0 or not self.summary:
+            raise DrillFailed("wrk exit %d, no summary:\n%s" % (self.proc.returncode,
+                                                                self.output[-2000:]))
+        return self
+
+    def stop(self):
+        """Ends a wrk still running (a drill that failed half way); no-op otherwise."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def socket_errors(self):
+        s = self.summary
+        return s["connect"] + s["read"] + s["write"] + s["timeout"]
+
+    def bad_seconds(self):
+        """The seconds with at least one non-2xx answer, ascending."""
+        return sorted(t for t, (_, bad) in self.per_second.items() if bad)

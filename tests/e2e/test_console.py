@@ -224,9 +224,16 @@ class ConsoleCase(PaymentCase):
     def assertTerminalRestored(self, full):
         """The sh prompt back after EXITED, the tty modes as before, no sanitizer lines."""
         self.assertFalse(sanitizer_lines(full), full)
-        after = full[full.index("EXITED"):].split("\n")
-        self.assertTrue(any(l.startswith(PS1.strip()) for l in after[1:]),
-                        "no shell prompt after hexctl exited:\n%s" % full)
+
+        def prompt_back():
+            # The sh prints its prompt after `stty -g > after`, a moment after EXITED.
+            text = self.term.screen(history=True)
+            after = text[text.index("EXITED"):].split("\n")
+            return any(l.startswith(PS1.strip()) for l in after[1:])
+
+        self.assertTrue(wait_until(prompt_back, 5),
+                        "no shell prompt after hexctl exited:\n%s" %
+                        self.term.screen(history=True))
         self.assertTrue(wait_until(lambda: os.path.exists(self.stty_file + ".after"), 5))
         with open(self.stty_file + ".before") as a, open(self.stty_file + ".after") as b:
             self.assertEqual(a.read(), b.read(), "terminal modes differ after hexctl")
