@@ -24,6 +24,18 @@ ERROR_BOUND = 0.02
 TAIL_S = 3
 
 
+def nginx_retried():
+    """Requests nginx passed to the second instance after the first one failed (refused or
+    reset): what the kill did to requests that no client saw fail."""
+    n = 0
+    with open(os.path.join(d.server_dir(), "nginx", "access.log"), "rb") as f:
+        for line in f:
+            i = line.find(b'"upstream":"')
+            if i >= 0 and b", " in line[i + 12:line.find(b'"', i + 12)]:
+                n += 1
+    return n
+
+
 def wrk_checks(checks, fields, wrk, kill_wall):
     s = wrk.summary
     per = wrk.per_second
@@ -98,7 +110,9 @@ def body(cluster, checks, fields):
         wrk.finish()
     finally:
         wrk.stop()
-    d.say("wrk: %s" % wrk.output.strip().replace("\n", "\n      "))
+    d.say("wrk (kill at second t=%d, window to t=%d): %s" %
+          (int(kill_wall), int(kill_wall + WINDOW_BOUND_S),
+           wrk.output.strip().replace("\n", "\n      ")))
     errs = d.window_stats(load.rec, kill_t, fields)
     late = [r for r in errs if r[0] > kill_t + WINDOW_BOUND_S or r[0] < kill_t]
     fields["after_kill_s"] = "%.0f" % (end_t - kill_t)
@@ -110,6 +124,11 @@ def body(cluster, checks, fields):
     d.check(checks, len(load.rec.rows) > 100, "the load ran (%d requests)" %
             len(load.rec.rows))
     wrk_checks(checks, fields, wrk, kill_wall)
+    retried = nginx_retried()
+    fields["nginx_retried"] = retried
+    # Zero would mean api1 had no request in flight and got none after: nothing was tested.
+    d.check(checks, retried > 0, "the kill reached requests: nginx retried %d on api2" %
+            retried)
     after = d.request("GET", "/readyz")
     d.check(checks, after.status == 200, "cluster still ready: %d" % after.status)
     unresolved = load.check(checks, fields)

@@ -720,6 +720,9 @@ class WrkLoad:
     def start(self):
         if shutil.which("wrk") is None:
             raise DrillFailed("wrk is not installed (scripts/lib.sh installs it)")
+        # wrk runs on without a script it cannot load (one line on stderr, exit 0).
+        if not os.path.isfile(self.cmd[-2]):
+            raise DrillFailed("wrk script %s is missing" % self.cmd[-2])
         self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, cwd=ROOT)
         say("wrk: %s" % " ".join(self.cmd[:-2] + [os.path.basename(self.cmd[-2]),
@@ -744,8 +747,10 @@ class WrkLoad:
             elif word == "WRK_SUMMARY":
                 self.summary = {k: int(v) for k, v in kv.items()}
         if self.proc.returncode != 0 or not self.summary:
-            raise DrillFailed("wrk exit %d, no summary:\n%s" % (self.proc.returncode,
-                                                                self.output[-2000:]))
+            # One line: run.sh shows only the first line of a drill's failure.
+            raise DrillFailed("wrk exit %d, no WRK_SUMMARY line; its output: %s" %
+                              (self.proc.returncode,
+                               " | ".join(self.output.strip().splitlines())[-2000:]))
         return self
 
     def stop(self):
