@@ -328,24 +328,31 @@ def http_request(port, method, path, body=None, headers=None, timeout=30.0):
         conn.close()
 
 
+def read_all(s):
+    """Every byte until the peer closes (or a reset, or s's timeout), then closes s."""
+    chunks = []
+    try:
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            chunks.append(c)
+    except (socket.timeout, ConnectionResetError):
+        pass
+    finally:
+        s.close()
+    return b"".join(chunks)
+
+
 def raw_exchange(port, data, timeout=10.0):
     """Sends raw bytes, returns every byte the server sends until it closes or timeout."""
-    chunks = []
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(data)
-        try:
-            s.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        try:
-            while True:
-                c = s.recv(65536)
-                if not c:
-                    break
-                chunks.append(c)
-        except (socket.timeout, ConnectionResetError):
-            pass
-    return b"".join(chunks)
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    try:
+        s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    return read_all(s)
 
 
 def parse_raw_response(data):

@@ -57,22 +57,6 @@ def hexd_requests(h, request_id):
     return [e for e in log_events(h.log(), "http_request") if e.get("request_id") == request_id]
 
 
-def read_all(s):
-    """Every byte until the peer closes (or a reset), then closes s."""
-    chunks = []
-    try:
-        while True:
-            c = s.recv(65536)
-            if not c:
-                break
-            chunks.append(c)
-    except (socket.timeout, ConnectionResetError):
-        pass
-    finally:
-        s.close()
-    return b"".join(chunks)
-
-
 def refused(port):
     try:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
@@ -662,7 +646,7 @@ class DrainBehindNginxTest(ClusterCase):
         moved = [self.nginx.entry(rid)["upstream"] for rid in ids]
         self.assertIn("%s, %s" % (addr(victim.http_port), addr(live.http_port)), moved)
         for c in socks:
-            out = read_all(c)
+            out = harness.read_all(c)
             self.assertEqual(harness.parse_raw_response(out)[0], 200, out[:300])
         self.assertEqual(victim.proc.wait(harness.STOP_TIMEOUT * slow()), 0)
         self.assertFalse(harness.sanitizer_lines(victim.log()))

@@ -273,6 +273,35 @@ class TwoWorkersCase(EventCase):
 
 
 
+    def part_way_victim(self, workers, n):
+        """Once the ledger group has read a fifth of the n events and before it is done:
+        the worker whose members hold the most ledger entries (at least 3) right now."""
+        deadline = time.monotonic() + 30 * scale()
+        while time.monotonic() < deadline:
+            g = self.groups(STREAM).get("ledger")
+            read = g.get("entries-read") if g else None
+            if read is not None and read >= n // 5:
+                most, w = max(((self.ledger_member_pending(w.proc.pid), w) for w in workers),
+                              key=lambda x: x[0])
+                if most >= 3:
+                    return w
+            if read is not None and read >= n and g["pending"] == 0:
+                break
+            time.sleep(0.005)
+        self.fail("the ledger finished (or never started) before a worker could be picked "
+                  "mid-stream: make the batch bigger")
+
+    def drained(self, n):
+        return (all(len(self.processed(c)) == n for c in CONSUMERS) and
+                self.unpublished() == 0 and not any(self.pending().values()))
+
+    def assertDrains(self, n, after):
+        self.assertTrue(wait_until(lambda: self.drained(n), 60 * scale(), interval=0.3),
+                        "not drained after the %s: processed %r, unpublished %d, pending %r" %
+                        (after, {c: len(self.processed(c)) for c in CONSUMERS},
+                         self.unpublished(), self.pending()))
+
+
 class WorkerKilledMidStreamTest(TwoWorkersCase):
     def test_sigkill_one_worker_the_other_takes_over_and_books_balance(self):
         sessions = [self.session(unique_email("kill%d" % i)) for i in range(4)]
@@ -285,24 +314,8 @@ class WorkerKilledMidStreamTest(TwoWorkersCase):
         self.assertEqual(self.unpublished(), n)
         workers = [self.spawn_worker(), self.spawn_worker()]
 
-        # Kill while the ledger group is part-way, the victim being the member that holds
-        # the most entries right now.
-        victim = None
-        deadline = time.monotonic() + 30 * scale()
-        while victim is None and time.monotonic() < deadline:
-            g = self.groups(STREAM).get("ledger")
-            read = g.get("entries-read") if g else None
-            if read is not None and read >= n // 5:
-                held = [(self.ledger_member_pending(w.proc.pid), w) for w in workers]
-                most, w = max(held, key=lambda x: x[0])
-                if most >= 3:
-                    victim = w
-                    continue
-            if read is not None and read >= n and g["pending"] == 0:
-                break
-            time.sleep(0.005)
-        self.assertIsNotNone(victim, "the ledger finished (or never started) before a worker "
-                             "could be killed mid-stream: make the batch bigger")
+        # Kill while the ledger group is part-way.
+        victim = self.part_way_victim(workers, n)
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(10)
         survivor = workers[0] if victim is workers[1] else workers[1]
@@ -311,14 +324,7 @@ class WorkerKilledMidStreamTest(TwoWorkersCase):
         self.assertGreater(orphaned, 0, "the killed worker held no ledger entry")
         self.assertLess(done_at_kill, n, "the ledger was not part-way at the kill")
 
-        def drained():
-            return (all(len(self.processed(c)) == n for c in CONSUMERS) and
-                    self.unpublished() == 0 and not any(self.pending().values()))
-
-        self.assertTrue(wait_until(drained, 60 * scale(), interval=0.3),
-                        "not drained after the kill: processed %r, unpublished %d, "
-                        "pending %r" % ({c: len(self.processed(c)) for c in CONSUMERS},
-                                        self.unpublished(), self.pending()))
+        self.assertDrains(n, "kill")
         self.assertTrue(survivor.alive())
 
         # Each payment posted exactly once, whatever carried it and however often.
@@ -368,22 +374,7 @@ class WorkerStoppedMidStreamTest(TwoWorkersCase):
         self.assertEqual(self.unpublished(), n)
         workers = [self.spawn_worker(), self.spawn_worker()]
 
-        victim = None
-        deadline = time.monotonic() + 30 * scale()
-        while victim is None and time.monotonic() < deadline:
-            g = self.groups(STREAM).get("ledger")
-            read = g.get("entries-read") if g else None
-            if read is not None and read >= n // 5:
-                held = [(self.ledger_member_pending(w.proc.pid), w) for w in workers]
-                most, w = max(held, key=lambda x: x[0])
-                if most >= 3:
-                    victim = w
-                    continue
-            if read is not None and read >= n and g["pending"] == 0:
-                break
-            time.sleep(0.005)
-        self.assertIsNotNone(victim, "the ledger finished (or never started) before a worker "
-                             "could be stopped mid-stream")
+        victim = self.part_way_victim(workers, n)
         done_at_term = len(self.processed("ledger"))
         victim.proc.send_signal(signal.SIGTERM)
         self.assertEqual(victim.proc.wait(15 * scale()), 0, victim.log()[-4000:])
@@ -392,14 +383,7 @@ class WorkerStoppedMidStreamTest(TwoWorkersCase):
         self.assertLess(done_at_term, n, "the ledger was not part-way at the SIGTERM")
         survivor = workers[0] if victim is workers[1] else workers[1]
 
-        def drained():
-            return (all(len(self.processed(c)) == n for c in CONSUMERS) and
-                    self.unpublished() == 0 and not any(self.pending().values()))
-
-        self.assertTrue(wait_until(drained, 60 * scale(), interval=0.3),
-                        "not drained after the SIGTERM: processed %r, unpublished %d, "
-                        "pending %r" % ({c: len(self.processed(c)) for c in CONSUMERS},
-                                        self.unpublished(), self.pending()))
+        self.assertDrains(n, "SIGTERM")
         self.assertEqual(self.references("payment:"),
                          {"payment:%s" % p["id"]: 1 for p in payments})
         for c in CONSUMERS:

@@ -392,7 +392,7 @@ class LeakUnderLoadTest(PaymentCase):
             released = True
             held = []
             for s in socks:
-                out = self.read_all(s)
+                out = harness.read_all(s)
                 st, _, body = parse_raw_response(out) if out else (None, {}, b"")
                 held.append((st, body, time.monotonic()))
             try:
@@ -410,21 +410,6 @@ class LeakUnderLoadTest(PaymentCase):
 
     def intent_posts(self):
         return self.fake_stripe.stats()["by_path"].get("POST /v1/payment_intents", 0)
-
-    @staticmethod
-    def read_all(s):
-        chunks = []
-        try:
-            while True:
-                c = s.recv(65536)
-                if not c:
-                    break
-                chunks.append(c)
-        except (socket.timeout, ConnectionResetError):
-            pass
-        finally:
-            s.close()
-        return b"".join(chunks)
 
     # -- the client threads
 

@@ -34,21 +34,6 @@ class ShutdownTest(HexCase):
             socks.append(s)
         return socks
 
-    @staticmethod
-    def read_all(s):
-        chunks = []
-        try:
-            while True:
-                c = s.recv(65536)
-                if not c:
-                    break
-                chunks.append(c)
-        except (socket.timeout, ConnectionResetError):
-            pass
-        finally:
-            s.close()
-        return b"".join(chunks)
-
     def setUp(self):
         super().setUp()
         if self.stack.hexd is None:  # an earlier test stopped it and failed early
@@ -69,7 +54,7 @@ class ShutdownTest(HexCase):
         self.hexd_expected_alive = False
         t0 = time.monotonic()
         h.proc.send_signal(sig)
-        replies = [self.read_all(s) for s in socks]
+        replies = [harness.read_all(s) for s in socks]
         try:
             st = h.proc.wait(harness.STOP_TIMEOUT)
         except Exception:

@@ -67,10 +67,11 @@ class RequestDeadlineTest(HexCase):
     HEXD_ENV = {"HEX_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT),
                 "HEX_HTTP_IDLE_TIMEOUT": str(IDLE_TIMEOUT)}
 
-    def slow(self, data, every_s=0.5):
-        """Trickles data on a fresh connection; returns (status, headers, body, seconds,
-        closed) of what the server said before closing."""
+    def slow(self, data, every_s=0.5, first=b""):
+        """Sends first, then trickles data on a fresh connection; returns (status, headers,
+        body, seconds, closed) of what the server said before closing."""
         s = connect(self.port)
+        s.sendall(first)
         stop = threading.Event()
         t = threading.Thread(target=trickle, args=(s, data, every_s, stop), daemon=True)
         t0 = time.monotonic()
@@ -106,19 +107,7 @@ class RequestDeadlineTest(HexCase):
         body = json.dumps({"email": email, "password": "password1"}).encode()
         head = ("POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 "Content-Length: %d\r\n\r\n" % len(body)).encode()
-        s = connect(self.port)
-        s.sendall(head + body[:10])
-        stop = threading.Event()
-        t = threading.Thread(target=trickle, args=(s, body[10:], 0.5, stop), daemon=True)
-        t.start()
-        try:
-            data, took, closed = read_until_closed(s, REQUEST_TIMEOUT + IDLE_TIMEOUT + 4)
-        finally:
-            stop.set()
-            s.close()
-            t.join(5)
-        status, hdrs, rbody = parse_raw_response(data)
-        self.assert_timed_out(status, hdrs, rbody, took, closed)
+        self.assert_timed_out(*self.slow(body[10:], first=head + body[:10]))
         self.assertEqual(self.stack.db.scalar(
             "SELECT count(*) FROM users WHERE email = '%s'" % email), "0")
 
