@@ -14,7 +14,6 @@ struct auth_policy {
 	int login_limit_per_addr;
 	int login_window_s;         /* the window of every limit here */
 	int refresh_limit_per_addr; /* refreshes per window per client address, 0 = off */
-	int refresh_limit_per_user; /* refreshes per window per user (a valid token's sub) */
 };
 
 struct auth_service {
@@ -53,8 +52,8 @@ enum hex_status auth_service_login(struct auth_service *s, const char *email, co
                                    struct hex_err *err) HEX_MUST_CHECK;
 /*
  * Rotates: the presented token dies; reuse of a dead token revokes its whole family.
- * Rate limited per client_addr (may be NULL) before the token is looked at, and per user
- * once its signature holds: HEX_RATE_LIMITED with err->retry_after_s.
+ * Rate limited per client_addr (may be NULL) before the token is looked at:
+ * HEX_RATE_LIMITED with err->retry_after_s, and the token is not spent.
  */
 enum hex_status auth_service_refresh(struct auth_service *s, const char *refresh_token,
                                      const char *client_addr, struct auth_tokens *out,

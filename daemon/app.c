@@ -188,7 +188,6 @@ bool app_init(struct app *app, const char *config_path, unsigned needs)
 	app->policy.login_limit_per_addr = (int)config_int(&app->cfg, CFG_LOGIN_LIMIT_ADDR);
 	app->policy.login_window_s = (int)config_int(&app->cfg, CFG_LOGIN_WINDOW);
 	app->policy.refresh_limit_per_addr = (int)config_int(&app->cfg, CFG_REFRESH_LIMIT_ADDR);
-	app->policy.refresh_limit_per_user = (int)config_int(&app->cfg, CFG_REFRESH_LIMIT_USER);
 	struct hex_err err = {0};
 	if (http_proxies_parse(config_str(&app->cfg, CFG_TRUSTED_PROXIES), "HEX_TRUSTED_PROXIES",
 	                       &app->proxies, &err) != HEX_OK) {

@@ -102,8 +102,6 @@ static const struct config_entry config_table[CFG_KEY_COUNT] = {
                           "seconds of the login and token-refresh rate-limit windows"},
     [CFG_REFRESH_LIMIT_ADDR] = {"refresh_limit_addr", T_INT, "60", 0, 1000000, NULL, 0,
                                 "token refreshes per client address per window (0 = off)"},
-    [CFG_REFRESH_LIMIT_USER] = {"refresh_limit_user", T_INT, "20", 0, 1000000, NULL, 0,
-                                "token refreshes per user per window (0 = off)"},
     [CFG_SHUTDOWN_TIMEOUT] = {"shutdown_timeout", T_INT, "10", 0, 600, NULL, 0,
                               "seconds to drain in-flight requests on SIGTERM"},
     [CFG_LOG_FORMAT] = {"log_format", T_ENUM, "json", 0, 0, "json|text", 0, "log line format"},

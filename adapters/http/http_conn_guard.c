@@ -15,7 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define BUCKETS 4096 /* a power of two */
+#define BUCKET_BITS 12
+#define BUCKETS     (1u << BUCKET_BITS)
 
 static _Atomic uint64_t stat_timed_out;
 static _Atomic uint64_t stat_refused;
@@ -53,9 +54,9 @@ struct http_conn_guard {
 
 static struct conn **bucket(struct http_conn_guard *g, const void *evcon)
 {
-	uintptr_t h = (uintptr_t)evcon;
-	h ^= h >> 17;
-	return &g->buckets[(h * 0x9e3779b1u) & (BUCKETS - 1)];
+	/* Fibonacci hashing: the high bits of the product are the well-mixed ones. */
+	uint64_t h = (uint64_t)(uintptr_t)evcon * 0x9e3779b97f4a7c15u;
+	return &g->buckets[h >> (64 - BUCKET_BITS)];
 }
 
 static struct conn *find(struct http_conn_guard *g, const struct evhttp_connection *evcon)
@@ -97,7 +98,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd, (void)what;
 	struct conn *c = arg;
-	if (c->in_flight) { /* the server is the slow one: not the client's fault */
+	/* The server is the slow one (answering, or writing a reply the client reads
+	 * slowly while it has sent its next request): not a slow request. */
+	if (c->in_flight || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
 		evtimer_add(c->deadline, c->guard->timeout);
 		return;
 	}
@@ -253,11 +256,11 @@ void http_conn_guard_free(struct http_conn_guard *g)
 {
 	if (g == NULL)
 		return;
-	/* Connections evhttp did not close (none after evhttp_free): forget them. */
+	/* evhttp_free closed every connection, and on_close forgot each: this frees only
+	 * what a caller that broke that order left (their connections are gone too). */
 	for (size_t i = 0; i < BUCKETS; i++)
 		for (struct conn *c = g->buckets[i], *next; c != NULL; c = next) {
 			next = c->next;
-			evhttp_connection_set_closecb(c->evcon, NULL, NULL);
 			if (c->counted)
 				http_addr_count_remove(g->cfg.counts, c->addr);
 			if (c->deadline != NULL)

@@ -15,6 +15,7 @@
 #include "adapters/http/http_addr_count.h"
 #include "adapters/http/http_proxies.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct event_base;

@@ -50,6 +50,7 @@ struct http_exchange {
 	bool authenticated;      /* caller already admitted on the loop thread */
 	bool cache_missed;       /* the loop's async read missed: skip the cache */
 	bool deferred;           /* a loop-first handler asked for a worker */
+	bool unrecorded;         /* not in the access log and metrics (the guard counted it) */
 
 	/* The reply. */
 	int status;       /* 0 until a reply is set */

@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 
 #include <pthread.h>
+#include <sys/queue.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,9 +118,9 @@ static void send_reply(struct http_exchange *x)
 	evhttp_send_reply(req, x->status, reason_phrase(x->status), NULL);
 	s->in_flight--;
 	int64_t duration_us = now_us() - x->start_us;
-	if (s->cfg.metrics)
+	if (s->cfg.metrics && !x->unrecorded)
 		http_metrics_record(x->route, x->status, duration_us);
-	if (s->cfg.access_log)
+	if (s->cfg.access_log && !x->unrecorded)
 		log_access(x, duration_us);
 	http_exchange_free(x);
 }
@@ -239,6 +240,31 @@ static char *header_copy(struct evkeyvalq *h, const char *name)
 	return v != NULL ? xstrdup(v) : NULL;
 }
 
+/*
+ * Every header called name, in order, joined with ", " (as one list, RFC 9110 5.3): a
+ * proxy may add its own line rather than append to the client's. NULL when absent;
+ * the caller frees it.
+ */
+static char *header_joined(struct evkeyvalq *h, const char *name)
+{
+	size_t len = 0;
+	struct evkeyval *kv;
+	TAILQ_FOREACH(kv, h, next)
+	if (strcasecmp(kv->key, name) == 0)
+		len += strlen(kv->value) + 2;
+	if (len == 0)
+		return NULL;
+	char *out = xmalloc(len + 1);
+	out[0] = '\0';
+	TAILQ_FOREACH(kv, h, next)
+	if (strcasecmp(kv->key, name) == 0) {
+		if (out[0] != '\0')
+			strcat(out, ", ");
+		strcat(out, kv->value);
+	}
+	return out;
+}
+
 /* Copies what the worker needs out of the libevent request. */
 static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_request *req)
 {
@@ -280,12 +306,15 @@ static struct http_exchange *exchange_new(struct http_server *s, struct evhttp_r
 	ev_uint16_t port = 0;
 	if (conn != NULL)
 		evhttp_connection_get_peer(conn, &host, &port);
+	char *xff = s->cfg.proxies != NULL && s->cfg.proxies->n > 0
+	                ? header_joined(in, "X-Forwarded-For")
+	                : NULL;
 	if (s->cfg.proxies != NULL)
-		http_proxies_client(s->cfg.proxies, host != NULL ? host : "",
-		                    evhttp_find_header(in, "X-Forwarded-For"), x->client_addr,
+		http_proxies_client(s->cfg.proxies, host != NULL ? host : "", xff, x->client_addr,
 		                    sizeof x->client_addr);
 	else
 		hex_strlcpy(x->client_addr, host != NULL ? host : "", sizeof x->client_addr);
+	free(xff);
 	return x;
 }
 
@@ -363,7 +392,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct http_exchange *x = exchange_new(s, req);
 	s->in_flight++;
 	if (!http_conn_guard_request_read(s->cfg.guard, req)) {
-		/* Its connection is shut: this answer goes nowhere, and nothing ran. */
+		/* Its connection is shut: this answer goes nowhere, and nothing ran. The guard
+		 * counted and logged it; an attack must not flood the access log or the 5xx. */
+		x->unrecorded = true;
 		http_reply_error_code(x, 503, "unavailable",
 		                      "the connection was closed by a limit");
 		send_reply(x);

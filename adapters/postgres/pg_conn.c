@@ -288,6 +288,7 @@ static enum hex_status reconnect(struct pg_conn *c)
 
 static enum hex_status ensure_ready(struct pg_conn *c)
 {
+	c->last_retryable = false; /* each statement answers for itself */
 	if (session_alive(c))
 		return HEX_OK;
 	if (c->depth > 0) {

@@ -67,10 +67,13 @@ const struct pg_stmt pg_ledger_repo_stmts[LED_STMT_COUNT] = {
 		"AND owner_id IS NOT DISTINCT FROM nullif($2, '')::uuid LIMIT 1", 4},
 	/*
 	 * The accounts of (kind, owner, currency) triples, found through the two unique
-	 * indexes and locked in one global order (LockRows runs above the sort): system
-	 * accounts first, then by id. System accounts first matters to the event consumers,
-	 * which post several events in one transaction: every such batch takes Stripe
-	 * clearing before any wallet, so two batches can never hold each other's wallets.
+	 * indexes and locked in one global order (LockRows runs above the sort): Stripe
+	 * clearing first, then the other system accounts, then wallets, each by id. That
+	 * order matters to the event consumers, which post several events in one
+	 * transaction: every posting they make touches clearing, so a batch's first lock is
+	 * always clearing, and two batches in one currency can never hold accounts the other
+	 * waits for (with revenue before clearing, a membership posting held revenue while
+	 * waiting for clearing, held by a batch that wanted revenue next: a deadlock).
 	 * All or nothing: when fewer than $4 exist, none is returned and none is locked, so
 	 * that the caller creates the missing ones holding no lock (creating while holding
 	 * one would wait on a concurrent creator that waits on our lock: a deadlock).
@@ -85,7 +88,8 @@ const struct pg_stmt pg_ledger_repo_stmts[LED_STMT_COUNT] = {
 		"AND a.currency = r.c) "
 		"SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE id IN (SELECT id FROM found) "
 		"AND (SELECT count(*) FROM found) = $4::int "
-		"ORDER BY owner_id IS NOT NULL, id FOR UPDATE OF accounts", 4},
+		"ORDER BY owner_id IS NOT NULL, kind <> 'stripe_clearing', id "
+		"FOR UPDATE OF accounts", 4},
 	/* In posting order, so that entry ids follow it; the ids come back for the answer. */
 	[LED_ENTRIES_INSERT] = {"ledger_entries_insert",
 		"INSERT INTO entries (transaction_id, account_id, amount, currency, created_at) "
@@ -512,8 +516,9 @@ static enum hex_status pg_ledger_repo_post(void *self, const struct ledger_txn_r
 	/*
 	 * A transfer can deadlock with a consumer batch that holds wallet locks until it
 	 * commits (docs/LEDGER.md). Its own transaction is then wholly rolled back, so it runs
-	 * again here rather than answering 503. Inside a caller's transaction the caller's
-	 * work is gone too: only the caller can run it again (the event consumer does).
+	 * again here rather than answering 503. Inside a caller's transaction it is not: the
+	 * caller still holds its locks, so only the caller can resolve it (the event
+	 * consumer retries the event).
 	 */
 	bool outermost = pg_conn_depth(c) == 0;
 	enum hex_status st;
@@ -522,7 +527,8 @@ static enum hex_status pg_ledger_repo_post(void *self, const struct ledger_txn_r
 		if (st != HEX_UNAVAILABLE || !outermost || attempt == POST_ATTEMPTS ||
 		    !pg_conn_last_retryable(c))
 			return st;
-		log_info("ledger_post_retried", "posting %s again (attempt %d) after a deadlock",
+		log_info("ledger_post_retried",
+		         "posting %s again (attempt %d) after a deadlock or serialization failure",
 		         t->reference, attempt + 1);
 	}
 }

@@ -553,7 +553,6 @@ class Stack:
             "HEX_LOGIN_LIMIT_EMAIL": "1000",
             "HEX_LOGIN_LIMIT_ADDR": "1000",
             "HEX_REFRESH_LIMIT_ADDR": "1000",
-            "HEX_REFRESH_LIMIT_USER": "1000",
             "HEX_LOG_FORMAT": "json",
             # Fewer than the default 8 so that parallel modules stay far below the test
             # server's max_connections.

@@ -209,6 +209,9 @@ class AddressCapTest(HexCase):
             self.assertEqual(self.stack.db.scalar(
                 "SELECT count(*) FROM users WHERE email = '%s'" % email), "0")
             self.assertIn("http_connection_refused", self.stack.log_tail())
+            # counted by the guard, not as a server error in the access log
+            self.assertNotIn('"status":503', "\n".join(
+                l for l in self.stack.log_tail().splitlines() if '"http_request"' in l))
             # another client address is not affected (127.0.0.3 is loopback too)
             with socket.create_connection(("127.0.0.1", self.port), timeout=10,
                                           source_address=("127.0.0.3", 0)) as other:

@@ -359,33 +359,6 @@ static void refresh_rate_limited_per_address(void **state)
 	assert_int_equal(refresh_from(w, t.refresh_token, "198.51.100.7", &next, &err), HEX_OK);
 }
 
-static void refresh_rate_limited_per_user(void **state)
-{
-	struct fake_world *w = *state;
-	w->auth.policy.refresh_limit_per_user = 2;
-	struct auth_tokens a, b, t;
-	struct hex_err err;
-	login_ok(w, "alice@example.com", ALICE_PW, &a);
-	login_ok(w, "bob@example.com", BOB_PW, &b);
-	/* Forged tokens naming alice do not spend her allowance. */
-	char forged[HEX_TOKEN_MAX];
-	forge_admin_role(a.refresh_token, forged);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(refresh(w, forged, &t, &err), HEX_UNAUTHENTICATED);
-	struct auth_tokens a2, keep;
-	assert_int_equal(refresh_from(w, a.refresh_token, "192.0.2.10", &a2, &err), HEX_OK);
-	assert_int_equal(refresh_from(w, a2.refresh_token, "192.0.2.11", &keep, &err), HEX_OK);
-	/* A third from yet another address is still alice's third. */
-	assert_int_equal(refresh_from(w, keep.refresh_token, "192.0.2.12", &t, &err),
-	                 HEX_RATE_LIMITED);
-	assert_true(err.retry_after_s > 0);
-	/* Not rotated: the token is still alive once the window ends. */
-	assert_false(fake_refresh_repo_find(&w->refresh, claims_of(keep.refresh_token).jti)->used);
-	assert_int_equal(refresh(w, b.refresh_token, &t, &err), HEX_OK);
-	fake_clock_advance_s(&w->clock, 60);
-	assert_int_equal(refresh(w, keep.refresh_token, &t, &err), HEX_OK);
-}
-
 static void login_database_down(void **state)
 {
 	struct fake_world *w = *state;
@@ -810,7 +783,6 @@ int main(void)
 	    T(login_refresh_store_down),
 	    T(login_signer_failure_is_internal),
 	    T(refresh_rate_limited_per_address),
-	    T(refresh_rate_limited_per_user),
 	    T(refresh_rotates_and_old_token_dies),
 	    T(refresh_reuse_revokes_the_family),
 	    T(refresh_expired_token_refused),
