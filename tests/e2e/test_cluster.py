@@ -398,8 +398,9 @@ class ClusterTest(ClusterCase):
                                               % sql_literal(ev["id"])), "1")
 
 
-class KillNineTest(ClusterCase):
-    """kill -9 of one of two instances: the other takes everything, nothing runs twice."""
+class TwoApisCase(ClusterCase):
+    """Two API instances (started one after the other) behind nginx; every request of
+    the class goes through nginx."""
 
     @classmethod
     def setUpClass(cls):
@@ -410,6 +411,10 @@ class KillNineTest(ClusterCase):
     @property
     def port(self):
         return self.nginx.port
+
+
+class KillNineTest(TwoApisCase):
+    """kill -9 of one of two instances: the other takes everything, nothing runs twice."""
 
     def until_retried(self, send, dead, alive, attempts=4):
         """Sends requests (send(request_id) -> Response) until nginx logs one that went to
@@ -594,7 +599,7 @@ class RetryPolicyTest(ClusterCase):
         self.assertRetried(self.nginx.entry(rid), self.dying.port, self.stack.payments_port)
 
 
-class DrainBehindNginxTest(ClusterCase):
+class DrainBehindNginxTest(TwoApisCase):
     """SIGTERM to one instance while it still runs requests: it refuses new connections at
     once, so nginx moves even POSTs to the other one, and finishes what it holds."""
 
@@ -604,16 +609,6 @@ class DrainBehindNginxTest(ClusterCase):
     # (serve_loop.c); this test is about the listener.
     HEXD_ENV = dict(ClusterCase.HEXD_ENV, HEX_LOOPS="1", HEX_PASSWORD_COST="10",
                     HEX_KDF_WORKERS="1", HEX_SHUTDOWN_TIMEOUT="60")
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.api = [cls.wait_ready(cls.spawn("api")), cls.wait_ready(cls.spawn("api"))]
-        cls.nginx = cls.start_nginx(*[(h.http_port, h.payments_port) for h in cls.api])
-
-    @property
-    def port(self):
-        return self.nginx.port
 
     def test_draining_instance_hands_new_requests_to_the_other(self):
         s = self.session()
